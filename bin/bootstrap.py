@@ -1,0 +1,247 @@
+#!/usr/bin/env python3
+"""Hubstead bootstrap: turn a fresh Debian/Ubuntu machine into a JupyterHub.
+
+    curl -L https://…/bootstrap.py | sudo python3 - --admin teacher:S3cret
+
+Standard library only (it runs on the system python3 before anything is installed).
+It checks the host, installs the apt prerequisites, builds the hub environment in
+/opt/hubstead/hub, installs Hubstead into it and hands over to `hubstead install`.
+Every host check fails with one line and before anything on the machine changes.
+"""
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+
+HUB_ENV = "/opt/hubstead/hub"
+DEFAULT_SPEC = "hubstead"
+MIN_DISK_GB = 4
+MIN_MEMORY_MB = 900
+SUPPORTED = {"debian": 12, "ubuntu": 22.04}
+ARCHITECTURES = ("x86_64", "aarch64")
+APT_PACKAGES = [
+    "python3-venv",   # the hub venv, and the venv user environment
+    "gcc", "python3-dev", "pkg-config", "libsystemd-dev",  # systemd-python builds from source
+    "sudo", "ca-certificates", "curl", "bzip2",  # bzip2: Miniforge's installer unpacks with it
+]
+# Must match hubstead.cli.ADMIN_PASSWORDS_ENV: passwords never go on a command line.
+ADMIN_PASSWORDS_ENV = "HUBSTEAD_ADMIN_PASSWORDS"
+
+
+class HostError(Exception):
+    """The machine can't run Hubstead; the message says why and what would do."""
+
+
+def say(message):
+    print(f"hubstead-bootstrap: {message}", flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="bootstrap.py", description=__doc__.splitlines()[0])
+    parser.add_argument("--admin", action="append", default=[], metavar="NAME[:PASSWORD]",
+                        help="hub admin (repeatable); without a password one is generated and printed once")
+    parser.add_argument("--from", dest="spec", default=DEFAULT_SPEC, metavar="SPEC",
+                        help="where to install Hubstead from: a checkout directory, a wheel, or a pip "
+                             "requirement (default: %(default)s)")
+    parser.add_argument("--user-env", choices=["conda", "venv"], default=None,
+                        help="how to build the shared user environment (default: conda on a new install)")
+    return parser.parse_args(argv)
+
+
+# ---------------------------------------------------------------- host checks
+
+def os_release(path="/etc/os-release"):
+    values = {}
+    with open(path) as f:
+        for line in f:
+            key, sep, value = line.strip().partition("=")
+            if sep:
+                values[key] = value.strip('"')
+    return values
+
+
+def check_os(release):
+    distro, version = release.get("ID", "?"), release.get("VERSION_ID", "?")
+    minimum = SUPPORTED.get(distro)
+    try:
+        ok = minimum is not None and float(version) >= minimum
+    except ValueError:
+        ok = False
+    if not ok:
+        raise HostError(f"unsupported system {distro} {version}: use Debian >= 12 or Ubuntu >= 22.04")
+
+
+def check_root():
+    if os.geteuid() != 0:
+        raise HostError("must run as root: curl … | sudo python3 - --admin NAME")
+
+
+def check_systemd():
+    try:
+        with open("/proc/1/comm") as f:
+            init = f.read().strip()
+    except OSError:
+        init = "?"
+    if init != "systemd" or not os.path.isdir("/run/systemd/system"):
+        raise HostError(f"systemd is not PID 1 here (PID 1 is {init!r}): Hubstead needs a machine "
+                        "booted with systemd (a VM, not a plain container)")
+
+
+def check_arch():
+    machine = platform.machine()
+    if machine not in ARCHITECTURES:
+        raise HostError(f"unsupported CPU architecture {machine}: use x86_64 or aarch64")
+
+
+def check_resources():
+    probe = "/opt" if os.path.isdir("/opt") else "/"
+    free_gb = shutil.disk_usage(probe).free / 1e9
+    if free_gb < MIN_DISK_GB:
+        raise HostError(f"only {free_gb:.1f} GB free on {probe}: Hubstead needs at least {MIN_DISK_GB} GB")
+    with open("/proc/meminfo") as f:
+        total_kb = next(int(line.split()[1]) for line in f if line.startswith("MemTotal:"))
+    if total_kb / 1024 < MIN_MEMORY_MB:
+        raise HostError(f"only {total_kb // 1024} MB of memory: Hubstead needs at least {MIN_MEMORY_MB} MB")
+
+
+def port_free(port):
+    for family, address in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((address, port))
+            except OSError as e:
+                if e.errno == 97:  # EAFNOSUPPORT: no IPv6 on this machine
+                    continue
+                return False
+    return True
+
+
+def check_ports():
+    # On a re-run (an upgrade) our own traefik holds the ports: that's fine.
+    ours = subprocess.run(["systemctl", "is-active", "--quiet", "traefik.service"]).returncode == 0 \
+        and os.path.exists("/etc/hubstead/traefik.toml")
+    if ours:
+        return
+    busy = [p for p in (80, 443) if not port_free(p)]
+    if busy:
+        raise HostError(f"port {', '.join(map(str, busy))} already in use by another program "
+                        f"(see: ss -ltnp 'sport = :{busy[0]}'); stop it and run again")
+
+
+def check_host():
+    check_root()
+    check_os(os_release())
+    check_systemd()
+    check_arch()
+    check_resources()
+    check_ports()
+
+
+# ------------------------------------------------------------------- install
+
+def run(cmd, **kwargs):
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def missing_apt_packages():
+    out = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${db:Status-Status}\n", *APT_PACKAGES],
+                         capture_output=True, text=True).stdout
+    installed = {line.split()[0] for line in out.splitlines() if line.endswith(" installed")}
+    return [p for p in APT_PACKAGES if p not in installed]
+
+
+def ensure_apt_packages():
+    missing = missing_apt_packages()
+    if not missing:
+        return
+    say(f"installing {' '.join(missing)}")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+    run(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], env=env,
+        stdout=subprocess.DEVNULL)
+
+
+def ensure_hub_env():
+    python = os.path.join(HUB_ENV, "bin", "python")
+    if not os.path.exists(python):
+        say(f"creating the hub environment in {HUB_ENV}")
+        os.makedirs(os.path.dirname(HUB_ENV), mode=0o755, exist_ok=True)
+        run([sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3",
+             "-m", "venv", HUB_ENV])
+    uv = os.path.join(HUB_ENV, "bin", "uv")
+    if not os.path.exists(uv):
+        # uv installs the hub's ~80 packages three times faster than pip.
+        result = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "uv"])
+        if result.returncode != 0:
+            say("could not install uv; falling back to pip")
+    return python, uv if os.path.exists(uv) else None
+
+
+def install_spec(spec):
+    """A directory is copied first: building in place would write into the checkout."""
+    if not os.path.isdir(spec):
+        return spec, None
+    tmp = tempfile.mkdtemp(prefix="hubstead-src-")
+    src = os.path.join(tmp, "src")
+    shutil.copytree(spec, src, ignore=shutil.ignore_patterns(
+        ".git", "__pycache__", "*.pyc", ".venv", "build", "dist", "*.egg-info", ".pytest_cache"))
+    return src, tmp
+
+
+def install_hubstead(python, uv, spec):
+    target, tmp = install_spec(spec)
+    say(f"installing Hubstead from {spec}")
+    try:
+        if uv:
+            run([uv, "pip", "install", "-q", "--compile-bytecode", "-p", python,
+                 "--reinstall-package", "hubstead", target])
+        else:
+            run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", target])
+    finally:
+        if tmp:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def hand_over(args):
+    """exec `hubstead install`; admin passwords travel in the environment only."""
+    passwords, admins = {}, []
+    for spec in args.admin:
+        name, sep, password = spec.partition(":")
+        admins += ["--admin", name]
+        if sep:
+            passwords[name.strip().lower()] = password
+    argv = [os.path.join(HUB_ENV, "bin", "hubstead"), "install", *admins]
+    if args.user_env:
+        argv += ["--user-env", args.user_env]
+    env = dict(os.environ, LANG="C.UTF-8", PATH=f"{HUB_ENV}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}")
+    env[ADMIN_PASSWORDS_ENV] = json.dumps(passwords)
+    os.execve(argv[0], argv, env)
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        check_host()
+    except HostError as e:
+        print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
+        return 1
+    try:
+        ensure_apt_packages()
+        python, uv = ensure_hub_env()
+        install_hubstead(python, uv, args.spec)
+    except subprocess.CalledProcessError as e:
+        print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:3]))} … failed with exit code "
+              f"{e.returncode}", file=sys.stderr)
+        return 1
+    hand_over(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""The ``hubstead`` command."""
+
+import functools
+import json
+import os
+import sys
+
+import click
+
+from . import __version__, unixusers, usernames
+from .config import ConfigError
+from .converge import ROLES, ConvergeError
+from .hubapi import HubAPI, HubAPIError
+from .passwords import PasswordStore, WeakPassword, check_strength, generate
+
+# bootstrap.py hands admin passwords over in this variable (JSON {name: password}),
+# never on a command line where `ps` would show them.
+ADMIN_PASSWORDS_ENV = "HUBSTEAD_ADMIN_PASSWORDS"
+
+
+def fail(message: str):
+    click.echo(f"hubstead: error: {message}", err=True)
+    sys.exit(1)
+
+
+def root_only(command):
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        if os.geteuid() != 0:
+            fail("this command changes the machine and must run as root; try: sudo hubstead ...")
+        return command(*args, **kwargs)
+
+    return wrapper
+
+
+@click.group()
+@click.version_option(__version__, prog_name="hubstead")
+def main():
+    """Run JupyterHub for a class or a lab on this machine."""
+
+
+class _Progress:
+    """One line per task when piped; a bar over the roles on a terminal."""
+
+    def __init__(self):
+        self.tty = sys.stdout.isatty()
+        self.seen_roles = []
+
+    def __call__(self, role, task):
+        if role and role not in self.seen_roles:
+            self.seen_roles.append(role)
+        step = f"[{len(self.seen_roles)}/{len(ROLES)}] {role or 'hubstead'}: {task}"
+        if self.tty:
+            done = int(20 * len(self.seen_roles) / len(ROLES))
+            click.echo(f"\r\033[K[{'#' * done}{'.' * (20 - done)}] {step}"[:200], nl=False)
+        else:
+            click.echo(step)
+
+    def finish(self):
+        if self.tty:
+            click.echo()
+
+
+@main.command()
+@click.option("--admin", "admin_specs", multiple=True, metavar="NAME[:PASSWORD]",
+              help="Hub admin (repeatable). Without a password one is generated and printed once.")
+@click.option("--user-env", type=click.Choice(["conda", "venv"]), default=None,
+              help="How to build the shared user environment (default: keep, or conda).")
+@root_only
+def install(admin_specs, user_env):
+    """Install or upgrade Hubstead on this machine (safe to re-run)."""
+    from .install import install as run_install, parse_admin
+
+    handed_over = json.loads(os.environ.pop(ADMIN_PASSWORDS_ENV, "{}"))
+    try:
+        admins = [parse_admin(spec) for spec in admin_specs]
+        for admin in admins:
+            admin.password = admin.password or handed_over.get(admin.name)
+    except (usernames.InvalidUsername, WeakPassword) as e:
+        fail(f"--admin: {e}")
+    progress = _Progress()
+    try:
+        summary = run_install(admins, user_env, on_task=progress)
+    except (ConfigError, ConvergeError, RuntimeError) as e:
+        progress.finish()
+        fail(str(e))
+    progress.finish()
+    click.echo(f"Hubstead {__version__} is running ({summary['changed']} changes, "
+               f"{summary['seconds']:.0f} s).")
+    for url in summary["urls"]:
+        click.echo(f"  URL:   {url}")
+    for name in summary["admins"]:
+        password = summary["generated"].get(name)
+        shown = f"password: {password}   (shown once: write it down)" if password else "password: as given"
+        click.echo(f"  admin: {name}   {shown}")
+
+
+@main.group()
+def users():
+    """Hub users and their Unix accounts."""
+
+
+@users.command("add")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@click.option("--generate", "generate_password", is_flag=True, help="Generate a password and print it once.")
+@click.option("--admin", is_flag=True, help="Make the user a hub admin (not root).")
+@root_only
+def users_add(name, password_stdin, generate_password, admin):
+    """Add a hub user with a password; the Unix account is created at once."""
+    if password_stdin and generate_password:
+        fail("use --password-stdin or --generate, not both")
+    try:
+        name = usernames.validate(name)
+    except usernames.InvalidUsername as e:
+        fail(str(e))
+    password = None
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    elif generate_password:
+        password = generate()
+    try:
+        if password is not None:
+            check_strength(password)
+        added = HubAPI().add_user(name, admin=admin)  # the hub creates the Unix account
+        if password is not None:
+            PasswordStore().set(name, password)
+        unix_name = unixusers.ensure(name)
+    except (WeakPassword, HubAPIError, unixusers.AccountError) as e:
+        fail(str(e))
+    click.echo(f"{'added' if added else 'already there'}: {name} (Unix account {unix_name})")
+    if generate_password:
+        click.echo(f"password: {password}")
+
+
+@users.command("list")
+@root_only
+def users_list():
+    """Show hub users, their Unix accounts and servers."""
+    try:
+        hub_users = HubAPI().users()
+    except HubAPIError as e:
+        fail(str(e))
+    with_password = set(PasswordStore().names())
+    rows = [("NAME", "ADMIN", "UNIX ACCOUNT", "PASSWORD", "SERVER")]
+    for user in sorted(hub_users, key=lambda u: u["name"]):
+        unix_name = usernames.unix_name(user["name"])
+        server = user.get("servers", {}).get("")
+        rows.append((
+            user["name"],
+            "yes" if user.get("admin") else "no",
+            unix_name if unixusers.exists(unix_name) else "missing",
+            "set" if user["name"] in with_password else "none",
+            "ready" if server and server.get("ready") else ("starting" if server else "stopped"),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())

@@ -1,0 +1,132 @@
+"""Run the roles with ansible-runner over a local connection.
+
+Each run gets a fresh private data dir (runner's ``env/`` files are sticky across
+runs), 0700 under the state dir; the last few are kept for debugging. No secret is
+ever passed to ansible: secrets are made and read by Python (hubstead.secrets).
+"""
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__, config, paths
+
+ROLES = ("base", "user_env", "proxy", "hub")
+KEEP_RUNS = 5
+
+
+class ConvergeError(RuntimeError):
+    """A role failed; the message names the task and what it said."""
+
+
+@dataclass
+class Result:
+    changed: int = 0
+    ok: int = 0
+    changed_tasks: list = field(default_factory=list)
+
+
+def hub_config_digest(effective: dict) -> str:
+    """Changes whenever the hub must restart to run with new settings or code."""
+    blob = json.dumps({"config": effective, "hubstead": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
+    """config.yaml (effective) -> role variables. Pure, for tests."""
+    env = effective["user_environment"]
+    variables = {
+        "hubstead_prefix": str(paths.PREFIX),
+        "hubstead_hub_env": str(hub_env),
+        "hubstead_user_env": str(paths.USER_ENV),
+        "hubstead_config_dir": str(paths.CONFIG_DIR),
+        "hubstead_config_file": str(paths.CONFIG_FILE),
+        "hubstead_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),
+        "hubstead_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
+        "hubstead_traefik_config": str(paths.TRAEFIK_CONFIG),
+        "hubstead_state_dir": str(paths.STATE_DIR),
+        "hubstead_rules_dir": str(paths.RULES_DIR),
+        "hubstead_templates": str(paths.TEMPLATES_DIR),
+        "hubstead_traefik_api_port": paths.TRAEFIK_API_PORT,
+        "hubstead_http_address": effective["http"]["address"] or "",
+        "hubstead_http_port": effective["http"]["port"],
+        "hubstead_user_env_manager": env["manager"],
+        "hubstead_user_env_pip_packages": env["pip_packages"],
+        "hubstead_user_env_conda_packages": env["conda_packages"],
+        "hubstead_hub_config_digest": hub_config_digest(effective),
+    }
+    if env["manager"] == "conda":
+        url, sha256 = config.conda_installer(effective, platform.machine())
+        variables["hubstead_conda_installer_url"] = url
+        variables["hubstead_conda_installer_sha256"] = sha256
+    return variables
+
+
+def _failure_message(event: dict) -> str:
+    data = event.get("event_data", {})
+    res = data.get("res", {})
+    detail = res.get("msg") or res.get("stderr") or res.get("stdout") or "no message"
+    return f"{data.get('role', '?')}: {data.get('task', '?')}: {str(detail).strip()[-2000:]}"
+
+
+def _new_private_dir(runs_dir: Path) -> Path:
+    runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old = sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - KEEP_RUNS + 1)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=runs_dir))  # mkdtemp makes it 0700
+
+
+def run(variables: dict, roles=ROLES, on_task=None, runs_dir: Path = paths.ANSIBLE_RUNS,
+        roles_dir: Path = paths.ROLES_DIR) -> Result:
+    """Converge the given roles; ``on_task(role, task_name)`` is called as tasks start."""
+    import ansible_runner  # 0.1 s import; only commands that converge pay it
+
+    private = _new_private_dir(Path(runs_dir))
+    bin_dir = str(Path(sys.executable).parent)
+    result, failures = Result(), []
+
+    def handle(event):
+        kind, data = event.get("event"), event.get("event_data", {})
+        if kind == "playbook_on_task_start" and on_task:
+            on_task(data.get("role", ""), data.get("task", ""))
+        elif kind == "runner_on_ok":
+            result.ok += 1
+            if data.get("res", {}).get("changed"):
+                result.changed += 1
+                result.changed_tasks.append(f"{data.get('role')}: {data.get('task')}")
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            failures.append(_failure_message(event))
+        return False  # runner need not keep the event on disk
+
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        project_dir=str(roles_dir),
+        playbook="site.yml",
+        inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
+        extravars=variables,
+        tags=",".join(roles),
+        envvars={
+            # runner finds ansible-playbook through PATH, not through sys.executable.
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "ANSIBLE_ROLES_PATH": str(roles_dir),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        },
+        event_handler=handle,
+        quiet=True,
+    )
+    if failures or runner.status != "successful":
+        raise ConvergeError(failures[0] if failures else f"ansible run {runner.status} (rc={runner.rc}); see {private}")
+    shutil.rmtree(private, ignore_errors=True)
+    return result

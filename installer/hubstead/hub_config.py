@@ -1,0 +1,97 @@
+"""config.yaml -> JupyterHub traitlets.
+
+``jupyterhub_settings`` is pure (a config and the secrets in, ``{Class: {trait:
+value}}`` out) so it can be tested table-style; ``apply`` is what the hub's
+``jupyterhub_config.py`` calls at start, so a hub restart is all a reload needs.
+"""
+
+import sys
+
+from . import authenticator, config, paths, secrets, usernames
+
+CULLER_SERVICE = "idle-culler"
+CLI_SERVICE = "hubstead-cli"
+TRAEFIK_API_USER = "hubstead"
+DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
+
+
+def _culler(cull: dict) -> tuple[list, list]:
+    if not cull["enabled"]:
+        return [], []
+    command = [
+        sys.executable, "-m", "jupyterhub_idle_culler",
+        f"--timeout={cull['timeout']}",
+        f"--cull-every={cull['every']}",
+        f"--concurrency={cull['concurrency']}",
+        f"--max-age={cull['max_age']}",
+    ]
+    if cull["users"]:
+        command.append("--cull-users")
+    scopes = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
+    if cull["users"]:
+        scopes.append("admin:users")
+    return (
+        [{"name": CULLER_SERVICE, "command": command}],
+        [{"name": "idle-culler-role", "scopes": scopes, "services": [CULLER_SERVICE]}],
+    )
+
+
+def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
+    users = effective["users"]
+    http = effective["http"]
+    env = effective["user_environment"]
+    limits = effective["limits"]
+    culler_services, culler_roles = _culler(effective["services"]["cull"])
+    return {
+        "JupyterHub": {
+            "bind_url": f"http://{http['address']}:{http['port']}{effective['base_url']}",
+            "hub_bind_url": f"http://127.0.0.1:{paths.HUB_PORT}",
+            # User servers are their own systemd units: they outlive hub restarts.
+            "cleanup_servers": False,
+            "db_url": f"sqlite:///{paths.HUB_DB}",
+            "cookie_secret_file": str(paths.COOKIE_SECRET),
+            "proxy_class": "traefik_file",
+            "authenticator_class": authenticator.for_type(effective["auth"]["type"]),
+            "spawner_class": "hubstead.spawner.HubsteadSpawner",
+            "services": [
+                {"name": CLI_SERVICE, "api_token": hub_secrets["cli_api_token"]},
+                *culler_services,
+            ],
+            "load_roles": [
+                {"name": "admin", "services": [CLI_SERVICE]},
+                *culler_roles,
+            ],
+        },
+        "TraefikProxy": {
+            "should_start": False,  # traefik is its own systemd unit
+            "traefik_api_url": f"http://127.0.0.1:{paths.TRAEFIK_API_PORT}",
+            "traefik_api_username": TRAEFIK_API_USER,
+            "traefik_api_password": hub_secrets["traefik_api_password"],
+            "traefik_entrypoint": "http",
+        },
+        "TraefikFileProviderProxy": {"dynamic_config_file": str(paths.HUB_ROUTES_FILE)},
+        "Authenticator": {
+            "admin_users": set(users["admin"]),
+            "allowed_users": set(users["allowed"]),
+            "blocked_users": set(users["banned"]),
+            # Users an admin added (page, API, CLI) may log in without also being listed.
+            "allow_existing_users": True,
+            "username_pattern": usernames.HUB_NAME_PATTERN,
+        },
+        "Spawner": {
+            "default_url": DEFAULT_URLS[env["default_app"]],
+            "mem_limit": limits["memory"],
+            "cpu_limit": limits["cpu"],
+            # A student's ~/.jupyter config must not change how their server runs.
+            "disable_user_config": True,
+        },
+        "HubsteadSpawner": {"sudoers": sorted(users["sudoers"])},
+    }
+
+
+def apply(c, config_file=paths.CONFIG_FILE) -> None:
+    """Called from jupyterhub_config.py with its config object ``c``."""
+    settings = jupyterhub_settings(config.load(config_file), secrets.load())
+    for cls, traits in settings.items():
+        for trait, value in traits.items():
+            setattr(c[cls], trait, value)

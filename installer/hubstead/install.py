@@ -1,0 +1,104 @@
+"""`hubstead install`: the installer's step list, from config.yaml to a hub that answers.
+
+Everything is validated before the machine is touched; re-running is safe and is
+how Hubstead upgrades (a converge with nothing to do changes nothing).
+"""
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+from . import config, converge, paths, secrets, usernames
+from .passwords import PasswordStore, check_strength, generate
+from .systemd import journal_logger
+
+log = journal_logger("hubstead-install")
+
+
+@dataclass
+class Admin:
+    name: str
+    password: str | None = None
+
+
+def parse_admin(spec: str) -> Admin:
+    """``NAME[:PASSWORD]`` -> Admin, validated (raises ValueError with what is allowed)."""
+    name, sep, password = spec.partition(":")
+    admin = Admin(usernames.validate(name), password if sep else None)
+    if admin.password is not None:
+        check_strength(admin.password)
+    return admin
+
+
+def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
+    port = effective["http"]["port"]
+    return f"http://{host}{'' if port == 80 else f':{port}'}{effective['base_url']}"
+
+
+def public_hosts() -> list[str]:
+    """This machine's addresses, as a teacher would type them in a browser."""
+    out = subprocess.run(["hostname", "--all-ip-addresses"], capture_output=True, text=True).stdout
+    return out.split() or ["127.0.0.1"]
+
+
+def wait_for_hub(effective: dict, timeout: float = 120) -> float:
+    """Wait until the hub's API answers through the proxy; returns the seconds waited."""
+    url = hub_url(effective) + "hub/api/"
+    start = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() - start > timeout:
+            raise RuntimeError(
+                f"the hub did not answer at {url} within {timeout:.0f} s; "
+                "see `journalctl -u jupyterhub -u traefik`"
+            )
+        time.sleep(0.3)
+
+
+def prepare(admins: list[Admin], user_env: str | None) -> tuple[dict, dict]:
+    """Write config.yaml, secrets and admin passwords. Returns (effective config,
+    generated passwords to show once)."""
+    paths.CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with config.edit() as user_config:
+        users = user_config.setdefault("users", {})
+        listed = users.setdefault("admin", [])
+        listed.extend(a.name for a in admins if a.name not in listed)
+        if user_env:
+            user_config.setdefault("user_environment", {})["manager"] = user_env
+    effective = config.load()
+    secrets.ensure()
+
+    store, generated = PasswordStore(), {}
+    for admin in admins:
+        if admin.password is not None:
+            if not store.verify(admin.name, admin.password):
+                store.set(admin.name, admin.password)
+        elif not store.has(admin.name):
+            generated[admin.name] = generate()
+            store.set(admin.name, generated[admin.name])
+    return effective, generated
+
+
+def install(admins: list[Admin], user_env: str | None, on_task=None) -> dict:
+    """Converge the machine; returns a summary for the CLI to print."""
+    started = time.monotonic()
+    effective, generated = prepare(admins, user_env)
+    log.info("converging roles %s", ", ".join(converge.ROLES))
+    result = converge.run(converge.role_variables(effective), on_task=on_task)
+    log.info("converge done: %d changed", result.changed)
+    wait_for_hub(effective)
+    return {
+        "urls": [hub_url(effective, host) for host in public_hosts()],
+        "admins": effective["users"]["admin"],
+        "generated": generated,
+        "changed": result.changed,
+        "changed_tasks": result.changed_tasks,
+        "seconds": time.monotonic() - started,
+    }

@@ -1,0 +1,36 @@
+"""Where everything lives on the machine (FHS layout; see DESIGN.md).
+
+The bottom of the dependency graph: no Hubstead imports here.
+"""
+
+from pathlib import Path
+
+PREFIX = Path("/opt/hubstead")
+HUB_ENV = PREFIX / "hub"
+USER_ENV = PREFIX / "user"
+
+CONFIG_DIR = Path("/etc/hubstead")
+CONFIG_FILE = CONFIG_DIR / "config.yaml"
+CONFIG_LOCK = CONFIG_DIR / ".config.lock"
+JUPYTERHUB_CONFIG = CONFIG_DIR / "jupyterhub_config.py"
+JUPYTERHUB_CONFIG_D = CONFIG_DIR / "jupyterhub_config.d"
+TRAEFIK_CONFIG = CONFIG_DIR / "traefik.toml"
+
+STATE_DIR = Path("/var/lib/hubstead")
+RULES_DIR = STATE_DIR / "rules"
+HUB_ROUTES_FILE = RULES_DIR / "rules.toml"
+PASSWORD_STORE = STATE_DIR / "passwords.json"
+TRAEFIK_API_SECRET = STATE_DIR / "traefik-api.secret"
+CLI_API_TOKEN = STATE_DIR / "cli-api.token"
+COOKIE_SECRET = STATE_DIR / "jupyterhub_cookie_secret"
+HUB_DB = STATE_DIR / "jupyterhub.sqlite"
+ANSIBLE_RUNS = STATE_DIR / "ansible"
+
+# Loopback ports of the hub and the proxy API (never on a public address).
+HUB_PORT = 15001
+TRAEFIK_API_PORT = 8099
+
+# Roles and templates ship inside the wheel (pyproject force-include).
+DATA_DIR = Path(__file__).resolve().parent / "_data"
+ROLES_DIR = DATA_DIR / "roles"
+TEMPLATES_DIR = DATA_DIR / "templates"
