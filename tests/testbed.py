@@ -350,8 +350,9 @@ class Testbed:
     @staticmethod
     def _systemd_run(cmd, unit: str, env: dict[str, str] | None) -> list[str]:
         setenv = [arg for k, v in (env or {}).items() for arg in ("-E", f"{k}={v}")]
+        # User=root: HOME, USER, LOGNAME and SHELL are set as in a root login or under sudo.
         return ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--service-type=exec",
-                f"--unit={unit}", *setenv, *cmd]
+                "--property=User=root", f"--unit={unit}", *setenv, *cmd]
 
     def _exec_argv(self, cmd, extra_env: tuple[str, ...] = ()) -> list[str]:
         leader = self._leader()

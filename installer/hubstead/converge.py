@@ -127,6 +127,10 @@ def run(variables: dict, roles=ROLES, on_task=None, runs_dir: Path = paths.ANSIB
         quiet=True,
     )
     if failures or runner.status != "successful":
-        raise ConvergeError(failures[0] if failures else f"ansible run {runner.status} (rc={runner.rc}); see {private}")
+        # Errors outside a task (e.g. a role file that does not parse) only reach stdout.
+        output_tail = runner.stdout.read().strip().splitlines()[-12:]
+        raise ConvergeError(failures[0] if failures else
+                            f"ansible run {runner.status} (rc={runner.rc}); artifacts in {private}:\n"
+                            + "\n".join(output_tail))
     shutil.rmtree(private, ignore_errors=True)
     return result

@@ -32,7 +32,7 @@ def write_atomic(path: Path, data: str, mode: int = 0o600) -> None:
 def locked(lock_path: Path):
     """Hold an exclusive lock so two commands can't interleave read-modify-write."""
     lock_path = Path(lock_path)
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    lock_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

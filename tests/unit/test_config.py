@@ -1,0 +1,73 @@
+import stat
+
+import pytest
+import yaml
+
+from hubstead import config
+from hubstead.config import ConfigError
+
+
+def test_empty_config_gives_the_defaults():
+    effective = config.validate({})
+    assert effective["http"]["port"] == 80
+    assert effective["user_environment"]["manager"] == "conda"
+    assert effective["services"]["cull"]["enabled"] is True
+
+
+@pytest.mark.parametrize("user_config, message", [
+    ({"htpp": {"port": 80}}, "htpp.port: unknown setting"),
+    ({"http": {"port": "eighty"}}, "http.port: 'eighty' is not allowed; use an integer from 1 to 65535"),
+    ({"http": {"port": 70000}}, "http.port: 70000 is not allowed"),
+    ({"user_environment": {"manager": "pipenv"}}, "user_environment.manager: 'pipenv' is not allowed; use one of conda, venv"),
+    ({"users": {"admin": "teacher"}}, "users.admin: 'teacher' is not a list of strings"),
+    ({"base_url": "hub"}, "base_url: 'hub' is not allowed"),
+    ({"services": {"cull": {"enabled": "yes"}}}, "services.cull.enabled: 'yes' is not allowed; use true or false"),
+    ({"user_environment": {"conda_installer": {"sha256": "abc"}}}, "sha256: 'abc' is not allowed"),
+    (["not", "a", "mapping"], "must hold a mapping"),
+])
+def test_bad_values_are_refused_naming_key_value_and_what_is_allowed(user_config, message):
+    with pytest.raises(ConfigError) as e:
+        config.validate(user_config)
+    assert message in str(e.value)
+
+
+def test_edit_writes_atomically_with_mode_0600(tmp_path):
+    path, lock = tmp_path / "config.yaml", tmp_path / "lock"
+    with config.edit(path, lock) as data:
+        data["users"] = {"admin": ["teacher"]}
+    assert yaml.safe_load(path.read_text()) == {"users": {"admin": ["teacher"]}}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.yaml", "lock"]  # no temp file left
+
+
+def test_edit_with_a_bad_value_changes_nothing(tmp_path):
+    path, lock = tmp_path / "config.yaml", tmp_path / "lock"
+    path.write_text("http:\n  port: 8080\n")
+    with pytest.raises(ConfigError):
+        with config.edit(path, lock) as data:
+            data["http"]["port"] = -1
+    assert path.read_text() == "http:\n  port: 8080\n"
+
+
+def test_invalid_yaml_is_reported_with_the_file(tmp_path):
+    path = tmp_path / "config.yaml"
+    path.write_text("http: [port\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        config.load(path)
+
+
+def test_conda_installer_defaults_to_pinned_miniforge():
+    url, sha = config.conda_installer(config.validate({}), "x86_64")
+    assert config.MINIFORGE_VERSION in url and url.endswith("Linux-x86_64.sh")
+    assert sha == config.MINIFORGE_SHA256["x86_64"]
+
+
+def test_conda_installer_override_needs_a_checksum():
+    effective = config.validate({"user_environment": {"conda_installer": {"url": "/srv/mf.sh"}}})
+    with pytest.raises(ConfigError, match="sha256: required"):
+        config.conda_installer(effective, "x86_64")
+
+
+def test_conda_installer_unknown_arch():
+    with pytest.raises(ConfigError, match="'riscv64'"):
+        config.conda_installer(config.validate({}), "riscv64")

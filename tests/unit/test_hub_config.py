@@ -1,0 +1,73 @@
+"""config.yaml in, JupyterHub traitlets out (table-driven)."""
+
+import pytest
+
+from hubstead import config, hub_config
+from hubstead.authenticator import HubsteadAuthenticator, UnixAccountsMixin
+
+SECRETS = {"traefik_api_password": "tp", "cli_api_token": "ct"}
+
+
+def settings(user_config):
+    return hub_config.jupyterhub_settings(config.validate(user_config), SECRETS)
+
+
+@pytest.mark.parametrize("user_config, cls, trait, expected", [
+    ({}, "JupyterHub", "bind_url", "http://:80/"),
+    ({"http": {"port": 8080, "address": "127.0.0.1"}}, "JupyterHub", "bind_url", "http://127.0.0.1:8080/"),
+    ({"base_url": "/course/"}, "JupyterHub", "bind_url", "http://:80/course/"),
+    ({}, "JupyterHub", "hub_bind_url", "http://127.0.0.1:15001"),
+    ({}, "JupyterHub", "cleanup_servers", False),
+    ({}, "JupyterHub", "spawner_class", "hubstead.spawner.HubsteadSpawner"),
+    ({}, "JupyterHub", "proxy_class", "traefik_file"),
+    ({}, "TraefikProxy", "should_start", False),
+    ({}, "TraefikProxy", "traefik_api_password", "tp"),
+    ({}, "TraefikFileProviderProxy", "dynamic_config_file", "/var/lib/hubstead/rules/rules.toml"),
+    ({"users": {"admin": ["teacher"]}}, "Authenticator", "admin_users", {"teacher"}),
+    ({"users": {"allowed": ["a", "b"]}}, "Authenticator", "allowed_users", {"a", "b"}),
+    ({"users": {"banned": ["c"]}}, "Authenticator", "blocked_users", {"c"}),
+    ({}, "Authenticator", "allow_existing_users", True),
+    ({}, "Spawner", "default_url", "/lab"),
+    ({"user_environment": {"default_app": "notebook"}}, "Spawner", "default_url", "/tree"),
+    ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "mem_limit", "2G"),
+    ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "cpu_limit", 1.5),
+    ({}, "Spawner", "disable_user_config", True),
+    ({"users": {"sudoers": ["b", "a"]}}, "HubsteadSpawner", "sudoers", ["a", "b"]),
+])
+def test_mapping(user_config, cls, trait, expected):
+    assert settings(user_config)[cls][trait] == expected
+
+
+def test_cli_service_is_admin_with_its_token():
+    hub = settings({})["JupyterHub"]
+    assert {"name": "hubstead-cli", "api_token": "ct"} in hub["services"]
+    assert {"name": "admin", "services": ["hubstead-cli"]} in hub["load_roles"]
+
+
+def test_culler_on_by_default_with_its_settings():
+    hub = settings({"services": {"cull": {"timeout": 120, "every": 30, "users": True}}})["JupyterHub"]
+    (culler,) = [s for s in hub["services"] if s["name"] == "idle-culler"]
+    assert "--timeout=120" in culler["command"] and "--cull-every=30" in culler["command"]
+    assert "--cull-users" in culler["command"]
+    (role,) = [r for r in hub["load_roles"] if r["name"] == "idle-culler-role"]
+    assert "delete:servers" in role["scopes"] and "admin:users" in role["scopes"]
+
+
+def test_culler_off():
+    hub = settings({"services": {"cull": {"enabled": False}}})["JupyterHub"]
+    assert [s["name"] for s in hub["services"]] == ["hubstead-cli"]
+
+
+def test_default_authenticator_is_hubsteads_own():
+    assert settings({})["JupyterHub"]["authenticator_class"] is HubsteadAuthenticator
+
+
+def test_other_authenticators_get_unix_accounts_too():
+    cls = settings({"auth": {"type": "firstuse"}})["JupyterHub"]["authenticator_class"]
+    assert issubclass(cls, UnixAccountsMixin)
+    assert cls.__name__ == "FirstUseAuthenticator"
+
+
+def test_unknown_authenticator_is_refused_with_the_known_ones():
+    with pytest.raises(ValueError, match="unknown authenticator 'nosuch'; use one of .*hubstead"):
+        settings({"auth": {"type": "nosuch"}})

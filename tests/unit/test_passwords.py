@@ -1,0 +1,62 @@
+import json
+import stat
+
+import pytest
+
+from hubstead.passwords import PasswordStore, WeakPassword, generate
+
+
+@pytest.fixture
+def store(tmp_path):
+    return PasswordStore(tmp_path / "state" / "passwords.json")
+
+
+def test_set_and_verify(store):
+    store.set("alice", "correct horse")
+    assert store.verify("alice", "correct horse")
+    assert not store.verify("alice", "wrong horse")
+    assert not store.verify("bob", "correct horse")
+
+
+def test_store_is_root_only_and_holds_no_clear_text(store):
+    store.set("alice", "correct horse")
+    assert stat.S_IMODE(store.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(store.path.parent.stat().st_mode) == 0o700
+    text = store.path.read_text()
+    assert "correct horse" not in text
+    assert json.loads(text)["alice"]["hash"].startswith("$argon2id$")
+
+
+def test_weak_password_is_refused_and_nothing_written(store):
+    with pytest.raises(WeakPassword, match="at least 8"):
+        store.set("alice", "short")
+    assert not store.path.exists()
+
+
+def test_bcrypt_hash_verifies_and_is_upgraded_to_argon2(store):
+    import bcrypt
+    store.path.parent.mkdir(parents=True)
+    legacy = bcrypt.hashpw(b"legacy-pass", bcrypt.gensalt(rounds=4)).decode()
+    store.path.write_text(json.dumps({"carol": {"hash": legacy}}))
+    assert store.verify("carol", "legacy-pass")
+    assert json.loads(store.path.read_text())["carol"]["hash"].startswith("$argon2id$")
+
+
+def test_overlong_password_against_bcrypt_is_a_failed_login_not_a_crash(store):
+    import bcrypt
+    store.path.parent.mkdir(parents=True)
+    legacy = bcrypt.hashpw(b"legacy-pass", bcrypt.gensalt(rounds=4)).decode()
+    store.path.write_text(json.dumps({"carol": {"hash": legacy}}))
+    assert not store.verify("carol", "x" * 100)
+
+
+def test_generated_passwords_are_long_distinct_and_unambiguous():
+    made = {generate() for _ in range(50)}
+    assert len(made) == 50
+    assert all(len(p) == 14 and not set(p) & set("Il1O0o") for p in made)
+
+
+def test_remove(store):
+    store.set("alice", "correct horse")
+    store.remove("alice")
+    assert not store.has("alice")
