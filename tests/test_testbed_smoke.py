@@ -1,13 +1,10 @@
 """Smoke test of the nspawn testbed itself: boot, run, binds, reboot, teardown."""
 
 import os
-import sys
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from testbed import Testbed  # noqa: E402
+from testbed import Testbed  # tests/conftest.py puts tests/ on sys.path
 
 pytestmark = [
     pytest.mark.integration,

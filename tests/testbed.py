@@ -24,6 +24,7 @@ only one target at a time can bind a given port.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fcntl
 import hashlib
 import os
@@ -212,11 +213,29 @@ def _capture(argv: list[str], args: tuple[str, ...], input: str | bytes | None, 
         try:
             out, err = proc.communicate(data, timeout=timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.communicate()
+            _kill_group(proc)
             raise
     return subprocess.CompletedProcess(list(args), proc.returncode,
                                        out.decode(errors="replace"), err.decode(errors="replace"))
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL nsenter and everything it started, leaving no zombie inside the target."""
+    # The command first, so that nsenter reaps it: an orphan of nsenter would go to the host's
+    # PID 1, which is slow to reap, and its zombie stalls the target's shutdown for 10 s.
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split():
+            os.kill(int(child), signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    # No communicate(): a unit started with --pipe holds our pipes open until it ends.
+    proc.wait()
+
+
+def _unit_name() -> str:
+    return f"testbed-run-{uuid.uuid4().hex[:12]}"
 
 
 def _checked(result: subprocess.CompletedProcess, check: bool) -> subprocess.CompletedProcess:
@@ -315,6 +334,7 @@ class Testbed:
         # PID 1 and live on. cgroup.kill takes nspawn and the whole target at once; it also
         # catches what a crashed earlier run left behind.
         if self._cgroup_busy():
+            _log(f"{self.name}: killing all processes in {self._cgroup2}")
             (self._cgroup2 / "cgroup.kill").write_text("1")
             if not self._wait_stopped(10):
                 raise RuntimeError(f"processes of {self.name} survived cgroup.kill")
@@ -333,7 +353,7 @@ class Testbed:
         Unlike exec(), the command lives in the target's own cgroup tree and gets the manager's
         environment (logind, for one, rejects callers from outside the tree on newer systemd).
         """
-        unit = f"testbed-run-{uuid.uuid4().hex[:12]}"
+        unit = _unit_name()
         try:
             result = _capture(self._exec_argv(self._systemd_run(cmd, unit, env)), cmd, input, timeout)
         except subprocess.TimeoutExpired:
@@ -344,15 +364,19 @@ class Testbed:
 
     def exec(self, *cmd: str, input: str | bytes | None = None, check: bool = True,
              timeout: float = 600) -> subprocess.CompletedProcess:
-        """Run cmd inside all of the target's namespaces, as root, with a clean environment."""
+        """Run cmd inside all of the target's namespaces, as root, with a clean environment
+        (PATH, HOME, LANG and the target's /etc/environment; nothing from the host)."""
         return _checked(_capture(self._exec_argv(cmd), cmd, input, timeout), check)
 
     @staticmethod
     def _systemd_run(cmd, unit: str, env: dict[str, str] | None) -> list[str]:
         setenv = [arg for k, v in (env or {}).items() for arg in ("-E", f"{k}={v}")]
         # User=root: HOME, USER, LOGNAME and SHELL are set as in a root login or under sudo.
+        # A fixed description: the default one is the command line, which would put the
+        # arguments (an admin password, say) into the journal the tests search for secrets.
         return ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--service-type=exec",
-                "--property=User=root", f"--unit={unit}", *setenv, *cmd]
+                "--property=User=root", f"--unit={unit}", f"--description=testbed command {unit}",
+                *setenv, *cmd]
 
     def _exec_argv(self, cmd, extra_env: tuple[str, ...] = ()) -> list[str]:
         leader = self._leader()
@@ -402,6 +426,8 @@ class Testbed:
                                        check=False, timeout=max(1.0, deadline - time.monotonic()))
                 except subprocess.TimeoutExpired:
                     break
+                except RuntimeError:  # nspawn died meanwhile: reported below
+                    continue
                 state, err = result.stdout.strip(), result.stderr.strip()
                 if state in ("running", "degraded"):
                     _log(f"{self.name}: {state} {time.monotonic() - t0:.1f} s after start")
@@ -411,8 +437,9 @@ class Testbed:
             # Until PID 1 has set up its private socket, systemctl fails with
             # "Failed to connect to bus": retry.
             time.sleep(0.1)
-        raise RuntimeError(f"{self.name} did not boot within {timeout:.0f} s (state {state!r}, {err!r});"
-                           f" console:\n{_tail(self._console.read_text(errors='replace'))}")
+        problem = (f"systemd-nspawn exited with {self._proc.returncode}" if self._proc.poll() is not None
+                   else f"not booted within {timeout:.0f} s (state {state!r}, {err!r})")
+        raise RuntimeError(f"{self.name}: {problem}; console:\n{_tail(self._console.read_text(errors='replace'))}")
 
     def _enter_cgroups(self) -> None:
         # Runs in the forked child before exec. With --keep-unit nspawn creates supervisor/ and
@@ -507,7 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.cmd:
         parser.error(f"{args.action} needs a command")
-    cmd = args.cmd if args.action == "exec" else Testbed._systemd_run(args.cmd, f"testbed-run-{uuid.uuid4().hex[:12]}", None)
+    cmd = args.cmd if args.action == "exec" else Testbed._systemd_run(args.cmd, _unit_name(), None)
     # Inherit the terminal, so that `exec bash` is interactive.
     return subprocess.call(tb._exec_argv(cmd, (f"TERM={os.environ.get('TERM', 'dumb')}",)))
 

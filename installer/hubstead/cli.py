@@ -133,6 +133,14 @@ def users_add(name, password_stdin, generate_password, admin):
         click.echo(f"password: {password}")
 
 
+def _server_state(server: dict | None) -> str:
+    if not server or server.get("stopped"):
+        return "stopped"
+    if server.get("ready"):
+        return "ready"
+    return server.get("pending") or "starting"
+
+
 @users.command("list")
 @root_only
 def users_list():
@@ -151,7 +159,7 @@ def users_list():
             "yes" if user.get("admin") else "no",
             unix_name if unixusers.exists(unix_name) else "missing",
             "set" if user["name"] in with_password else "none",
-            "ready" if server and server.get("ready") else ("starting" if server else "stopped"),
+            _server_state(server),
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:

@@ -34,6 +34,8 @@ def parse_admin(spec: str) -> Admin:
 
 def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
     port = effective["http"]["port"]
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
     return f"http://{host}{'' if port == 80 else f':{port}'}{effective['base_url']}"
 
 

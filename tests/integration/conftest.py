@@ -1,0 +1,50 @@
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from hubclient import ADMIN, ADMIN_PASSWORD
+from testbed import Testbed
+
+CHECKOUT = Path(__file__).resolve().parents[2]
+
+
+class InstalledHub:
+    def __init__(self, tb: Testbed, install_output: str):
+        self.tb = tb
+        self.install_output = install_output
+
+    def bootstrap(self, *extra: str):
+        return self.tb.run(
+            "python3", "/opt/src/bin/bootstrap.py", "--from", "/opt/src", "--user-env", "venv",
+            "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", *extra, timeout=1200,
+        )
+
+    def unit_property(self, unit: str, prop: str) -> str:
+        return self.tb.run("systemctl", "show", unit, "-p", prop, "--value").stdout.strip()
+
+    def wait_http(self, url: str, timeout: float = 60) -> requests.Response:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                r = requests.get(url, timeout=5)
+                if r.status_code < 500:
+                    return r
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(url)
+            time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A freshly booted target with Hubstead installed by bootstrap.py from this checkout."""
+    tb = Testbed(name="hubstead-e2e", binds_ro={str(CHECKOUT): "/opt/src"})
+    tb.up()
+    try:
+        installed = InstalledHub(tb, "")
+        installed.install_output = installed.bootstrap().stdout
+        yield installed
+    finally:
+        tb.down()

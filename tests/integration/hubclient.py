@@ -1,0 +1,85 @@
+"""What a browser and a notebook client do against the hub, with requests."""
+
+import json
+import time
+import uuid
+
+import requests
+import websocket
+
+BASE = "http://127.0.0.1"
+ADMIN, ADMIN_PASSWORD = "teacher", "S3cret-teacher"
+
+
+class HubSession:
+    """A logged-in (or not) browser session on the hub."""
+
+    def __init__(self, base: str = BASE):
+        self.base = base
+        self.http = requests.Session()
+
+    def xsrf(self) -> str:
+        return self.http.cookies.get("_xsrf", path="/hub/") or self.http.cookies.get("_xsrf")
+
+    def login(self, name: str, password: str) -> requests.Response:
+        self.http.get(f"{self.base}/hub/login", timeout=30).raise_for_status()
+        return self.http.post(
+            f"{self.base}/hub/login",
+            data={"username": name, "password": password, "_xsrf": self.xsrf()},
+            allow_redirects=False,
+            timeout=60,
+        )
+
+    def api(self, method: str, path: str, **kwargs) -> requests.Response:
+        headers = {"X-XSRFToken": self.xsrf()}
+        return self.http.request(method, f"{self.base}/hub/api{path}", headers=headers, timeout=60, **kwargs)
+
+    def start_server(self, name: str, timeout: float = 120) -> float:
+        start = time.monotonic()
+        r = self.api("POST", f"/users/{name}/server")
+        assert r.status_code in (201, 202, 400), r.text  # 400: already running
+        while time.monotonic() - start < timeout:
+            server = self.api("GET", f"/users/{name}").json()["servers"].get("")
+            if server and server.get("ready"):
+                return time.monotonic() - start
+            time.sleep(0.5)
+        raise TimeoutError(f"{name}'s server not ready after {timeout} s")
+
+    def token(self, name: str) -> str:
+        r = self.api("POST", f"/users/{name}/tokens", json={"note": "tests", "expires_in": 3600})
+        r.raise_for_status()
+        return r.json()["token"]
+
+
+def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float = 60) -> str:
+    """Start a kernel through the proxy, run ``code`` over its websocket, return stdout."""
+    headers = {"Authorization": f"token {token}"}
+    r = requests.post(f"{base}/user/{name}/api/kernels", headers=headers, json={"name": "python3"}, timeout=60)
+    r.raise_for_status()
+    kernel = r.json()["id"]
+    ws_url = f"{base.replace('http', 'ws', 1)}/user/{name}/api/kernels/{kernel}/channels"
+    ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
+    try:
+        msg_id = uuid.uuid4().hex
+        ws.send(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": name,
+                       "session": uuid.uuid4().hex, "version": "5.3"},
+            "parent_header": {}, "metadata": {}, "channel": "shell",
+            "content": {"code": code, "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        }))
+        out, deadline = [], time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            msg = json.loads(ws.recv())
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            if msg["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+            elif msg["msg_type"] == "error":
+                raise RuntimeError("\n".join(msg["content"]["traceback"]))
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                return "".join(out)
+        raise TimeoutError("no idle status from the kernel")
+    finally:
+        ws.close()
+        requests.delete(f"{base}/user/{name}/api/kernels/{kernel}", headers=headers, timeout=30)
