@@ -81,6 +81,20 @@ def test_cli_refuses_a_bad_name_with_one_line_and_changes_nothing(hub):
     assert hub.tb.run("cat", "/var/lib/hubstead/passwords.json").stdout == before
 
 
+def test_a_long_name_gets_a_hashed_unix_account_and_spawn_recreates_a_lost_one(hub):
+    from hubstead.usernames import unix_name
+    long_name = "averyveryverylongstudentname1"
+    account = unix_name(long_name)
+    assert state["teacher"].api("POST", f"/users/{long_name}").status_code == 201
+    assert hub.tb.run("getent", "passwd", account).stdout.startswith(f"{account}:")
+    # An account deleted behind the hub's back comes back when the server starts.
+    hub.tb.run("userdel", "--remove", account)
+    state["teacher"].start_server(long_name)
+    assert hub.tb.run("getent", "passwd", account).stdout.startswith(f"{account}:")
+    assert hub.unit_property(account, "ActiveState") == "active"
+    assert state["teacher"].api("DELETE", f"/users/{long_name}/server").status_code in (202, 204)
+
+
 def test_student_logs_in_and_gets_their_own_unit_as_their_own_uid(hub):
     student = HubSession()
     assert student.login(STUDENT, STUDENT_PASSWORD).status_code == 302

@@ -1,0 +1,88 @@
+"""bin/bootstrap.py's host checks and hand-over (it is stdlib-only and runs before
+anything is installed, so it is loaded from its file)."""
+
+import importlib.util
+import json
+import socket
+from pathlib import Path
+
+import pytest
+
+SPEC = importlib.util.spec_from_file_location(
+    "bootstrap", Path(__file__).resolve().parents[2] / "bin" / "bootstrap.py")
+bootstrap = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bootstrap)
+
+
+@pytest.mark.parametrize("distro, version", [("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04")])
+def test_supported_systems(distro, version):
+    bootstrap.check_os({"ID": distro, "VERSION_ID": version})
+
+
+@pytest.mark.parametrize("distro, version", [("debian", "11"), ("ubuntu", "20.04"), ("fedora", "40"), ("debian", "")])
+def test_unsupported_systems_fail_with_one_line_naming_them(distro, version):
+    with pytest.raises(bootstrap.HostError) as e:
+        bootstrap.check_os({"ID": distro, "VERSION_ID": version})
+    message = str(e.value)
+    assert f"{distro} {version}" in message and "Debian >= 12 or Ubuntu >= 22.04" in message
+    assert "\n" not in message
+
+
+def test_os_release_parsing(tmp_path):
+    f = tmp_path / "os-release"
+    f.write_text('PRETTY_NAME="Debian GNU/Linux 12 (bookworm)"\nID=debian\nVERSION_ID="12"\n')
+    assert bootstrap.os_release(f)["VERSION_ID"] == "12"
+
+
+def test_unsupported_architecture(monkeypatch):
+    monkeypatch.setattr(bootstrap.platform, "machine", lambda: "riscv64")
+    with pytest.raises(bootstrap.HostError, match="riscv64: use x86_64 or aarch64"):
+        bootstrap.check_arch()
+
+
+def test_not_root(monkeypatch):
+    monkeypatch.setattr(bootstrap.os, "geteuid", lambda: 1000)
+    with pytest.raises(bootstrap.HostError, match="must run as root"):
+        bootstrap.check_root()
+
+
+def test_no_systemd_here_is_reported():
+    # This CI machine's PID 1 is not systemd: exactly the case to refuse.
+    if Path("/run/systemd/system").is_dir() and Path("/proc/1/comm").read_text().strip() == "systemd":
+        pytest.skip("PID 1 is systemd on this machine")
+    with pytest.raises(bootstrap.HostError, match="systemd is not PID 1"):
+        bootstrap.check_systemd()
+
+
+def test_a_busy_port_is_seen():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        assert not bootstrap.port_free(s.getsockname()[1])
+
+
+def test_hand_over_keeps_passwords_off_the_command_line(monkeypatch):
+    seen = {}
+    monkeypatch.setattr(bootstrap.os, "execve", lambda path, argv, env: seen.update(argv=argv, env=env))
+    args = bootstrap.parse_args(["--admin", "Teacher:S3cret-pass", "--admin", "ta", "--user-env", "venv"])
+    bootstrap.hand_over(args)
+    assert "S3cret-pass" not in " ".join(seen["argv"])
+    assert seen["argv"][1:] == ["install", "--admin", "Teacher", "--admin", "ta", "--user-env", "venv"]
+    assert json.loads(seen["env"][bootstrap.ADMIN_PASSWORDS_ENV]) == {"teacher": "S3cret-pass"}
+
+
+def test_passwords_env_name_matches_the_cli():
+    from hubstead import cli
+    assert bootstrap.ADMIN_PASSWORDS_ENV == cli.ADMIN_PASSWORDS_ENV
+
+
+def test_a_checkout_is_copied_before_building(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / ".git").mkdir()
+    target, tmp = bootstrap.install_spec(str(tmp_path))
+    try:
+        assert Path(target, "pyproject.toml").exists() and not Path(target, ".git").exists()
+    finally:
+        import shutil
+        shutil.rmtree(tmp)
+    assert bootstrap.install_spec("hubstead==1.0") == ("hubstead==1.0", None)
