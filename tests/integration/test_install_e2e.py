@@ -28,6 +28,13 @@ def test_hub_answers_through_the_proxy_on_port_80(hub):
     assert hub.unit_property("jupyterhub", "UnitFileState") == "enabled"
 
 
+def test_hub_and_proxy_api_listen_on_loopback_only(hub):
+    listening = hub.tb.run("ss", "--listening", "--tcp", "--numeric", "--no-header").stdout
+    local = {line.split()[3] for line in listening.splitlines()}
+    assert "127.0.0.1:15001" in local and "127.0.0.1:8099" in local
+    assert not [a for a in local if a.endswith((":15001", ":8099")) and not a.startswith("127.0.0.1:")]
+
+
 def test_wrong_password_is_403_without_saying_which_part(hub):
     r = HubSession().login(ADMIN, "not-the-password")
     assert r.status_code == 403
