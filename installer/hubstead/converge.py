@@ -71,7 +71,11 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
 def _failure_message(event: dict) -> str:
     data = event.get("event_data", {})
     res = data.get("res", {})
-    detail = res.get("msg") or res.get("stderr") or res.get("stdout") or "no message"
+    output = res.get("stderr") or res.get("stdout")
+    if res.get("msg") == "non-zero return code" and output:
+        detail = f"non-zero return code ({res.get('rc')}): {output}"
+    else:
+        detail = res.get("msg") or output or "no message"
     return f"{data.get('role', '?')}: {data.get('task', '?')}: {str(detail).strip()[-2000:]}"
 
 
