@@ -57,3 +57,35 @@ def for_type(auth_type: str) -> type:
         known = sorted({"hubstead", *(ep.name for ep in entry_points(group="jupyterhub.authenticators"))})
         raise ValueError(f"auth.type: unknown authenticator {auth_type!r}; use one of {', '.join(known)}")
     return type(base.__name__, (UnixAccountsMixin, base), {"__module__": __name__})
+
+
+def _trait_for(key: str, auth_type: str):
+    """The traitlets trait behind ``auth.<Class>.<trait>``; ValueError naming what exists."""
+    _, class_name, trait_name = key.split(".")
+    cls = for_type(auth_type)
+    classes = {c.__name__: c for c in cls.__mro__ if hasattr(c, "class_traits")}
+    if class_name not in classes:
+        raise ValueError(
+            f"{key}: {class_name} is not the authenticator in use ({auth_type} → {cls.__name__}) "
+            f"nor one of its bases; use one of {', '.join(sorted(classes))}"
+        )
+    traits = classes[class_name].class_traits(config=True)
+    if trait_name not in traits:
+        raise ValueError(f"{key}: {class_name} has no setting {trait_name!r}")
+    return traits[trait_name]
+
+
+def check_trait(key: str, value, auth_type: str) -> None:
+    """Validate a value for ``auth.<Class>.<trait>`` with the trait's own type."""
+    from traitlets import TraitError
+
+    trait = _trait_for(key, auth_type)
+    try:
+        trait.validate(None, value)
+    except TraitError as e:
+        raise ValueError(f"{key}: {value!r} is not allowed: {str(e).splitlines()[0]}") from None
+
+
+def parse_trait_value(key: str, text: str, auth_type: str):
+    """A command-line string for ``auth.<Class>.<trait>``, typed by the trait itself."""
+    return _trait_for(key, auth_type).from_string(text)

@@ -6,11 +6,12 @@ DEFAULTS. The whole merged config is validated before anything is written.
 
 import contextlib
 import copy
+import re
 from pathlib import Path
 
 import yaml
 
-from . import paths
+from . import keys, paths
 from .files import locked, write_atomic
 
 # Miniforge release used by the conda user environment, pinned by version and sha256
@@ -44,8 +45,9 @@ DEFAULTS: dict = {
     "base_url": "/",
     "http": {"address": "", "port": 80},
     "auth": {"type": "hubstead"},
-    "users": {"admin": [], "allowed": [], "banned": [], "sudoers": []},
-    "limits": {"memory": None, "cpu": None},
+    "users": {"admin": [], "allowed": [], "banned": [], "sudoers": [], "extra_user_groups": {}},
+    # limits.groups.<hub group>.{memory,cpu} override the global limits for members.
+    "limits": {"memory": None, "cpu": None, "groups": {}},
     "user_environment": {
         "manager": "conda",
         "default_app": "lab",
@@ -63,23 +65,30 @@ DEFAULTS: dict = {
             "max_age": 0,
         }
     },
+    "hub": {"csp_frame_ancestors": []},
 }
+
+MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
+GROUP_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
 
 class ConfigError(ValueError):
     """The config (or a value for it) is not acceptable; the message says why."""
 
 
+def _refuse(key, value, allowed):
+    raise ConfigError(f"{key}: {value!r} is not allowed; use {allowed}")
+
+
 def _check_str_list(key, value):
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{key}: {value!r} is not a list of strings")
+        _refuse(key, value, "a list of strings, e.g. [a, b]")
 
 
 def _check_choice(*choices):
     def check(key, value):
         if value not in choices:
-            allowed = ", ".join(map(str, choices))
-            raise ConfigError(f"{key}: {value!r} is not allowed; use one of {allowed}")
+            _refuse(key, value, "one of " + ", ".join(map(str, choices)))
 
     return check
 
@@ -89,49 +98,84 @@ def _check_int(low, high=None):
         if isinstance(value, bool) or not isinstance(value, int) or value < low or (
             high is not None and value > high
         ):
-            bound = f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}"
-            raise ConfigError(f"{key}: {value!r} is not allowed; use {bound}")
+            _refuse(key, value, f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}")
 
     return check
 
 
 def _check_bool(key, value):
     if not isinstance(value, bool):
-        raise ConfigError(f"{key}: {value!r} is not allowed; use true or false")
+        _refuse(key, value, "true or false")
 
 
 def _check_optional_str(key, value):
     if value is not None and not isinstance(value, str):
-        raise ConfigError(f"{key}: {value!r} is not allowed; use a string or null")
+        _refuse(key, value, "a string or null")
 
 
 def _check_base_url(key, value):
     if not isinstance(value, str) or not value.startswith("/") or not value.endswith("/"):
-        raise ConfigError(f"{key}: {value!r} is not allowed; use a path that starts and ends with '/'")
+        _refuse(key, value, "a path that starts and ends with '/', e.g. /course/")
 
 
 def _check_sha256(key, value):
     if value is not None and (
         not isinstance(value, str) or len(value) != 64 or any(c not in "0123456789abcdef" for c in value)
     ):
-        raise ConfigError(f"{key}: {value!r} is not allowed; use 64 lowercase hex digits or null")
+        _refuse(key, value, "64 lowercase hex digits or null")
 
 
-def _check_anything(key, value):
-    """Values whose meaning belongs to a later check (limits are parsed where used)."""
+def _check_memory(key, value):
+    if value is not None and (not isinstance(value, str) or not MEMORY_PATTERN.match(value)):
+        _refuse(key, value, "a size like 512M, 2G or 1.5G (suffix K, M, G or T), or null")
+
+
+def _check_cpu(key, value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+        _refuse(key, value, "a number of CPUs > 0 like 1 or 0.5, or null")
+
+
+def _check_origins(key, value):
+    _check_str_list(key, value)
+    for origin in value:
+        if origin != "'self'" and not re.match(r"^https?://[^\s/;,']+$", origin):
+            _refuse(key, origin, "origins like https://lms.example.edu (scheme and host, no path)")
+
+
+def _check_auth_type(key, value):
+    if not isinstance(value, str) or not value:
+        _refuse(key, value, "hubstead, or a JupyterHub authenticator such as firstuse or github")
+    if value != "hubstead":
+        from .authenticator import for_type  # imports JupyterHub: only for other authenticators
+
+        try:
+            for_type(value)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        except (ImportError, AttributeError) as e:
+            raise ConfigError(f"{key}: {value!r} cannot be loaded ({e})") from None
+
+
+def _check_auth_trait(key, value, effective):
+    from .authenticator import check_trait  # imports JupyterHub: only when such keys exist
+
+    try:
+        check_trait(key, value, effective["auth"]["type"])
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
 
 
 CHECKS = {
     "base_url": _check_base_url,
     "http.address": _check_optional_str,
     "http.port": _check_int(1, 65535),
-    "auth.type": _check_optional_str,
+    "auth.type": _check_auth_type,
     "users.admin": _check_str_list,
     "users.allowed": _check_str_list,
     "users.banned": _check_str_list,
     "users.sudoers": _check_str_list,
-    "limits.memory": _check_anything,
-    "limits.cpu": _check_anything,
+    "limits.memory": _check_memory,
+    "limits.cpu": _check_cpu,
     "user_environment.manager": _check_choice("conda", "venv"),
     "user_environment.default_app": _check_choice("lab", "notebook"),
     "user_environment.pip_packages": _check_str_list,
@@ -144,7 +188,27 @@ CHECKS = {
     "services.cull.concurrency": _check_int(1),
     "services.cull.users": _check_bool,
     "services.cull.max_age": _check_int(0),
+    "hub.csp_frame_ancestors": _check_origins,
 }
+# Keys with a name chosen by the admin: (pattern, check).
+PATTERN_CHECKS = [
+    (re.compile(rf"^users\.extra_user_groups\.{GROUP_NAME}$"), _check_str_list),
+    (re.compile(rf"^limits\.groups\.{GROUP_NAME}\.memory$"), _check_memory),
+    (re.compile(rf"^limits\.groups\.{GROUP_NAME}\.cpu$"), _check_cpu),
+    (re.compile(r"^auth\.[A-Z]\w*\.\w+$"), _check_auth_trait),
+]
+# Mappings that are one value (a trait may take a dict), not more keys.
+_LEAF = re.compile(r"^auth\.[A-Z]\w*\.\w+$")
+
+
+def check_for(key: str):
+    """The check of a dotted key, or ConfigError if there is no such setting."""
+    if key in CHECKS:
+        return CHECKS[key]
+    for pattern, check in PATTERN_CHECKS:
+        if pattern.match(key):
+            return check
+    raise ConfigError(f"{key}: unknown setting (see the list in README.md, or `hubstead config show`)")
 
 
 def merge(defaults: dict, overrides: dict) -> dict:
@@ -158,27 +222,21 @@ def merge(defaults: dict, overrides: dict) -> dict:
     return merged
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in tree.items():
-        dotted = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(_flatten(value, dotted + "."))
-        else:
-            flat[dotted] = value
-    return flat
-
-
 def validate(user_config: dict) -> dict:
     """Return the effective config (defaults merged), or raise ConfigError."""
     if not isinstance(user_config, dict):
         raise ConfigError(f"config.yaml must hold a mapping, not {type(user_config).__name__}")
     effective = merge(DEFAULTS, user_config)
-    for key, value in _flatten(effective).items():
-        check = CHECKS.get(key)
-        if check is None:
-            raise ConfigError(f"{key}: unknown setting")
-        check(key, value)
+    for key, value in keys.flatten(effective, is_leaf=_LEAF.match).items():
+        if isinstance(value, dict):  # an empty mapping such as limits.groups
+            if key not in {"users.extra_user_groups", "limits.groups"}:
+                check_for(key)
+            continue
+        check = check_for(key)
+        if check is _check_auth_trait:
+            check(key, value, effective)
+        else:
+            check(key, value)
     return effective
 
 

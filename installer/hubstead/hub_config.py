@@ -5,6 +5,7 @@ value}}`` out) so it can be tested table-style; ``apply`` is what the hub's
 ``jupyterhub_config.py`` calls at start, so a hub restart is all a reload needs.
 """
 
+import json
 import sys
 
 from . import authenticator, config, paths, secrets, usernames
@@ -42,7 +43,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
     env = effective["user_environment"]
     limits = effective["limits"]
     culler_services, culler_roles = _culler(effective["services"]["cull"])
-    return {
+    settings = {
         "JupyterHub": {
             "bind_url": f"http://{http['address']}:{http['port']}{effective['base_url']}",
             "hub_bind_url": f"http://127.0.0.1:{paths.HUB_PORT}",
@@ -85,8 +86,23 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             # A student's ~/.jupyter config must not change how their server runs.
             "disable_user_config": True,
         },
-        "HubsteadSpawner": {"sudoers": sorted(users["sudoers"])},
+        "HubsteadSpawner": {
+            "sudoers": sorted(users["sudoers"]),
+            "group_limits": limits["groups"],
+            "extra_user_groups": users["extra_user_groups"],
+        },
     }
+    # auth.<Class>.<trait>: passed through to the authenticator's classes as is.
+    for cls, traits in effective["auth"].items():
+        if cls != "type":
+            settings.setdefault(cls, {}).update(traits)
+    ancestors = effective["hub"]["csp_frame_ancestors"]
+    if ancestors:
+        # Both the hub's pages and each user's JupyterLab must allow being framed.
+        tornado = {"headers": {"Content-Security-Policy": "frame-ancestors 'self' " + " ".join(ancestors)}}
+        settings["JupyterHub"]["tornado_settings"] = tornado
+        settings["Spawner"]["args"] = [f"--ServerApp.tornado_settings={json.dumps(tornado)}"]
+    return settings
 
 
 def apply(c, config_file=paths.CONFIG_FILE) -> None:

@@ -2,10 +2,12 @@
 user's own Unix account, from the shared user environment."""
 
 import asyncio
+import functools
 import subprocess
 
 from systemdspawner import SystemdSpawner
-from traitlets import List, Unicode, default
+from jupyterhub.traitlets import ByteSpecification
+from traitlets import Dict, List, Unicode, default
 
 from . import paths, unixusers, usernames
 
@@ -17,6 +19,14 @@ METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254"
 class HubsteadSpawner(SystemdSpawner):
     sudoers = List(
         Unicode(), config=True, help="Hub users whose servers may use sudo (users.sudoers)."
+    )
+    group_limits = Dict(
+        config=True,
+        help="{hub group: {memory, cpu}} (limits.groups): members get the most generous "
+        "of their groups' limits instead of the global ones.",
+    )
+    extra_user_groups = Dict(
+        config=True, help="{Unix group: [hub users]} (users.extra_user_groups), applied at spawn."
     )
 
     # {UNIXNAME} is the (possibly hashed) Unix account, see hubstead.usernames.
@@ -40,6 +50,24 @@ class HubsteadSpawner(SystemdSpawner):
     def _unit_extra_properties_default(self):
         return {"IPAddressDeny": METADATA_ADDRESSES}
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # The configured (global) limits; group limits override them per spawn.
+        self._global_limits = (self.mem_limit, self.cpu_limit)
+
+    def limits_for(self, group_names) -> tuple:
+        """(memory bytes or None, cpus or None) for a member of ``group_names``."""
+        memory, cpu = self._global_limits
+        to_bytes = functools.partial(ByteSpecification().validate, None)
+        for group in group_names:
+            override = self.group_limits.get(group, {})
+            if override.get("memory") is not None:
+                candidate = to_bytes(override["memory"])
+                memory = candidate if memory is None else max(memory, candidate)
+            if override.get("cpu") is not None:
+                cpu = override["cpu"] if cpu is None else max(cpu, override["cpu"])
+        return memory, cpu
+
     def _expand_user_vars(self, string):
         return string.format(
             USERNAME=self.user.name,
@@ -52,8 +80,12 @@ class HubsteadSpawner(SystemdSpawner):
         # normally exists since the user was added (see UnixAccountsMixin).
         unix_name = await asyncio.to_thread(unixusers.ensure, self.user.name)
         may_sudo = self.user.name in self.sudoers
-        await asyncio.to_thread(_set_group_membership, unix_name, SUDOERS_GROUP, may_sudo)
+        memberships = {SUDOERS_GROUP: may_sudo}
+        memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
+        for group, member in memberships.items():
+            await asyncio.to_thread(_set_group_membership, unix_name, group, member)
         self.disable_user_sudo = not may_sudo
+        self.mem_limit, self.cpu_limit = self.limits_for(g.name for g in self.user.groups)
         return await super().start()
 
 

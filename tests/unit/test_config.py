@@ -19,7 +19,7 @@ def test_empty_config_gives_the_defaults():
     ({"http": {"port": "eighty"}}, "http.port: 'eighty' is not allowed; use an integer from 1 to 65535"),
     ({"http": {"port": 70000}}, "http.port: 70000 is not allowed"),
     ({"user_environment": {"manager": "pipenv"}}, "user_environment.manager: 'pipenv' is not allowed; use one of conda, venv"),
-    ({"users": {"admin": "teacher"}}, "users.admin: 'teacher' is not a list of strings"),
+    ({"users": {"admin": "teacher"}}, "users.admin: 'teacher' is not allowed; use a list of strings"),
     ({"base_url": "hub"}, "base_url: 'hub' is not allowed"),
     ({"services": {"cull": {"enabled": "yes"}}}, "services.cull.enabled: 'yes' is not allowed; use true or false"),
     ({"user_environment": {"conda_installer": {"sha256": "abc"}}}, "sha256: 'abc' is not allowed"),
@@ -71,3 +71,35 @@ def test_conda_installer_override_needs_a_checksum():
 def test_conda_installer_unknown_arch():
     with pytest.raises(ConfigError, match="'riscv64'"):
         config.conda_installer(config.validate({}), "riscv64")
+
+
+@pytest.mark.parametrize("user_config, message", [
+    ({"limits": {"memory": "2 gigs"}}, "limits.memory: '2 gigs' is not allowed; use a size like 512M"),
+    ({"limits": {"cpu": 0}}, "limits.cpu: 0 is not allowed; use a number of CPUs > 0"),
+    ({"limits": {"cpu": True}}, "limits.cpu: True is not allowed"),
+    ({"limits": {"groups": {"lab": {"memory": "lots"}}}}, "limits.groups.lab.memory: 'lots' is not allowed"),
+    ({"limits": {"groups": {"lab": {"disk": "1G"}}}}, "limits.groups.lab.disk: unknown setting"),
+    ({"users": {"extra_user_groups": {"docker": "alice"}}}, "users.extra_user_groups.docker: 'alice' is not allowed"),
+    ({"hub": {"csp_frame_ancestors": ["lms.example.edu/x"]}}, "hub.csp_frame_ancestors: 'lms.example.edu/x' is not allowed"),
+    ({"auth": {"type": "nosuchauth"}}, "auth.type: unknown authenticator 'nosuchauth'; use one of"),
+    ({"auth": {"type": "nosuch.module.Auth"}}, "auth.type: 'nosuch.module.Auth' cannot be loaded"),
+    ({"auth": {"HubsteadAuthenticator": {"no_such_trait": 1}}}, "HubsteadAuthenticator has no setting 'no_such_trait'"),
+    ({"auth": {"GitHubOAuthenticator": {"client_id": "x"}}}, "GitHubOAuthenticator is not the authenticator in use (hubstead"),
+    ({"auth": {"type": "firstuse", "FirstUseAuthenticator": {"create_users": "maybe"}}},
+     "auth.FirstUseAuthenticator.create_users: 'maybe' is not allowed"),
+])
+def test_more_bad_values(user_config, message):
+    with pytest.raises(ConfigError) as e:
+        config.validate(user_config)
+    assert message in str(e.value)
+
+
+@pytest.mark.parametrize("user_config", [
+    {"limits": {"memory": "1.5G", "cpu": 0.5, "groups": {"lab-2": {"memory": "512M"}}}},
+    {"users": {"extra_user_groups": {"docker": ["alice"]}}},
+    {"hub": {"csp_frame_ancestors": ["https://lms.example.edu", "'self'"]}},
+    {"auth": {"type": "firstuse", "FirstUseAuthenticator": {"create_users": True}}},
+    {"auth": {"type": "github", "GitHubOAuthenticator": {"client_id": "abc", "allowed_organizations": ["org"]}}},
+])
+def test_good_values_pass(user_config):
+    config.validate(user_config)

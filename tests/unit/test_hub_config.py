@@ -71,3 +71,26 @@ def test_other_authenticators_get_unix_accounts_too():
 def test_unknown_authenticator_is_refused_with_the_known_ones():
     with pytest.raises(ValueError, match="unknown authenticator 'nosuch'; use one of .*hubstead"):
         settings({"auth": {"type": "nosuch"}})
+
+
+def test_auth_passthrough_reaches_the_named_class():
+    out = settings({"auth": {"type": "firstuse", "FirstUseAuthenticator": {"create_users": True},
+                             "Authenticator": {"allow_all": True}}})
+    assert out["FirstUseAuthenticator"] == {"create_users": True}
+    assert out["Authenticator"]["allow_all"] is True
+    assert out["Authenticator"]["allow_existing_users"] is True  # ours kept beside it
+
+
+def test_group_limits_and_extra_groups_reach_the_spawner():
+    out = settings({"limits": {"groups": {"gpu-class": {"memory": "8G", "cpu": 4}}},
+                    "users": {"extra_user_groups": {"docker": ["alice"]}}})
+    assert out["HubsteadSpawner"]["group_limits"] == {"gpu-class": {"memory": "8G", "cpu": 4}}
+    assert out["HubsteadSpawner"]["extra_user_groups"] == {"docker": ["alice"]}
+
+
+def test_csp_frame_ancestors_on_hub_and_user_servers():
+    out = settings({"hub": {"csp_frame_ancestors": ["https://lms.example.edu"]}})
+    csp = out["JupyterHub"]["tornado_settings"]["headers"]["Content-Security-Policy"]
+    assert csp == "frame-ancestors 'self' https://lms.example.edu"
+    assert "frame-ancestors 'self' https://lms.example.edu" in out["Spawner"]["args"][0]
+    assert "tornado_settings" not in settings({})["JupyterHub"]

@@ -1,0 +1,26 @@
+from types import SimpleNamespace
+
+from hubstead.spawner import HubsteadSpawner
+
+
+def limits(global_limits, group_limits, groups):
+    fake = SimpleNamespace(_global_limits=global_limits, group_limits=group_limits)
+    return HubsteadSpawner.limits_for(fake, groups)
+
+
+def test_no_group_keeps_the_global_limits():
+    assert limits((2 * 2**30, 1.0), {"lab": {"memory": "8G"}}, []) == (2 * 2**30, 1.0)
+
+
+def test_group_limit_overrides_the_global_one():
+    assert limits((2 * 2**30, 1.0), {"lab": {"memory": "8G", "cpu": 4}}, ["lab"]) == (8 * 2**30, 4)
+
+
+def test_most_generous_group_wins_but_never_below_global():
+    groups = {"small": {"memory": "1G"}, "big": {"memory": "4G", "cpu": 2}}
+    assert limits((2 * 2**30, None), groups, ["small", "big"]) == (4 * 2**30, 2)
+    assert limits((2 * 2**30, None), groups, ["small"]) == (2 * 2**30, None)
+
+
+def test_group_limit_without_a_global_one():
+    assert limits((None, None), {"lab": {"memory": "512M"}}, ["lab"]) == (512 * 2**20, None)
