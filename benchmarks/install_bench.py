@@ -150,7 +150,8 @@ def timed(tb, *cmd, env=None):
 
 
 def timed_phases(tb, first_phase, *cmd):
-    """(wall seconds, [(phase, seconds)]) of cmd run inside with tb.run."""
+    """(wall seconds, [(phase, seconds)], "N changes" as the converge reported) of cmd run
+    inside with tb.run."""
     t0 = time.monotonic()
     output = tb.run("python3", "-c", STAMP_LINES, *cmd, timeout=1200).stdout
     wall = time.monotonic() - t0
@@ -166,7 +167,21 @@ def timed_phases(tb, first_phase, *cmd):
                     starts.append((label, float(stamp)))
                 break
     phases = [(label, end - start) for (label, start), (_, end) in zip(starts, starts[1:])]
-    return wall, phases
+    changes = re.search(r"is running \((\d+ changes?)", output)
+    return wall, phases, changes[1] if changes else "changes not reported"
+
+
+def hub_pid(tb):
+    return tb.exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub.service").stdout.strip()
+
+
+def timed_rerun(tb, first_phase, *cmd):
+    """timed_phases on the installed target, noting whether it restarted the hub: a restart
+    is what users of a running hub would notice."""
+    before = hub_pid(tb)
+    wall, phases, changes = timed_phases(tb, first_phase, *cmd)
+    restarted = hub_pid(tb) != before
+    return wall, phases, f"{changes}; hub {'restarted' if restarted else 'kept running'}"
 
 
 def measure_floor(tb):
@@ -218,8 +233,8 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
 
 
 def login_to_server_ready(name, password, timeout=180):
-    """Seconds from posting the login form to the user's server reported ready,
-    starting it through the REST API as the home page's Start button does."""
+    """Seconds from posting the login form to the user's server reported ready, started
+    through the REST API with the login's cookie."""
     jar = http.cookiejar.CookieJar()
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), _NoRedirect)
 
@@ -257,15 +272,14 @@ def measure_install(tb):
     time.sleep(IDLE_SETTLE)
     results["memory"] = unit_pss(tb, "jupyterhub.service", "traefik.service")
     results["versions"] = versions(tb)
-    results["rerun"] = timed_phases(tb, "start, host checks, apt check", *BOOTSTRAP)
+    results["rerun"] = timed_rerun(tb, "start, host checks, apt check", *BOOTSTRAP)
     log(f"no-op bootstrap re-run: {results['rerun'][0]:.1f} s")
-    results["converge"] = timed_phases(tb, "CLI, ansible start", f"{HUB_ENV}/bin/hubstead", "install",
-                                       "--admin", ADMIN)
+    results["converge"] = timed_rerun(tb, "CLI, ansible start", f"{HUB_ENV}/bin/hubstead", "install",
+                                      "--admin", ADMIN)
     log(f"no-op hubstead install: {results['converge'][0]:.1f} s")
     results["login"] = login_to_server_ready(ADMIN, ADMIN_PASSWORD)
     log(f"login -> server ready: {results['login']:.1f} s")
-    unit = f"jupyter-{ADMIN}.service"
-    results["memory"].update(unit_pss(tb, unit))
+    results["memory"].update(unit_pss(tb, f"jupyter-{ADMIN}.service"))
     return results
 
 
@@ -281,12 +295,12 @@ def host_summary():
     return f"{os.cpu_count()} CPUs, {mem_kb / 2**20:.0f} GiB, kernel {platform.release()}"
 
 
-def report(started, caches, floor_cold, install, floor_warm):
+def report(started, caches, floor_pass1, install, floor_pass2):
     def row(label, value, unit, note=""):
         print(f"  {label:<58} {value:8.1f} {unit:<7} {note}".rstrip())
 
-    def section(title, total, phases):
-        row(title, total, "s")
+    def section(title, total, phases, note=""):
+        row(title, total, "s", note)
         for label, seconds in phases:
             row(f"  {label}", seconds, "s")
 
@@ -300,12 +314,12 @@ def report(started, caches, floor_cold, install, floor_warm):
 
     print("\nTime (wall; phases from output timestamps, each until the next one starts;")
     print("the last converge phase includes handlers and waiting for the hub to answer)")
-    install_total, install_phases = install["install"]
-    floor_total, floor_phases = floor_warm
+    install_total = install["install"][0]
+    floor_total, floor_phases = floor_pass2
     overhead = install_total - floor_total
-    section("fresh install: bootstrap.py --user-env venv", install_total, install_phases)
+    section("fresh install: bootstrap.py --user-env venv", *install["install"])
     section("floor, pass 2 (warm): the same packages installed straight", floor_total, floor_phases)
-    row("floor, pass 1 (cache warm-up)", floor_cold[0], "s")
+    row("floor, pass 1 (cache warm-up)", floor_pass1[0], "s", "gap to pass 2: noise, or caches that were cold")
     row("overhead = fresh install - floor (warm)", overhead, "s", f"{overhead / install_total:.0%} of the install")
     section("no-op re-run: the same bootstrap.py command", *install["rerun"])
     section(f"no-op converge: hubstead install --admin {ADMIN}", *install["converge"])
@@ -327,10 +341,10 @@ def main():
     started = time.strftime("%Y-%m-%d %H:%M %Z")
     caches = cache_sizes()
     log(f"caches at start: {caches}")
-    floor_cold = in_fresh_target(FLOOR_TARGET, measure_floor)
+    floor_pass1 = in_fresh_target(FLOOR_TARGET, measure_floor)
     install = in_fresh_target(INSTALL_TARGET, measure_install, binds_ro={str(CHECKOUT): "/opt/src"})
-    floor_warm = in_fresh_target(FLOOR_TARGET, measure_floor)
-    report(started, caches, floor_cold, install, floor_warm)
+    floor_pass2 = in_fresh_target(FLOOR_TARGET, measure_floor)
+    report(started, caches, floor_pass1, install, floor_pass2)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """The ``hubstead`` command."""
 
-import functools
 import json
 import os
 import sys
@@ -8,8 +7,10 @@ import sys
 import click
 
 from . import __version__, unixusers, usernames
+from .cli_config import config_group
+from .cliutil import Progress, fail, root_only
 from .config import ConfigError
-from .converge import ROLES, ConvergeError
+from .converge import ConvergeError
 from .hubapi import HubAPI, HubAPIError
 from .passwords import PasswordStore, WeakPassword, check_strength, generate
 
@@ -18,47 +19,15 @@ from .passwords import PasswordStore, WeakPassword, check_strength, generate
 ADMIN_PASSWORDS_ENV = "HUBSTEAD_ADMIN_PASSWORDS"
 
 
-def fail(message: str):
-    click.echo(f"hubstead: error: {message}", err=True)
-    sys.exit(1)
-
-
-def root_only(command):
-    @functools.wraps(command)
-    def wrapper(*args, **kwargs):
-        if os.geteuid() != 0:
-            fail("this command changes the machine and must run as root; try: sudo hubstead ...")
-        return command(*args, **kwargs)
-
-    return wrapper
-
-
 @click.group()
 @click.version_option(__version__, prog_name="hubstead")
 def main():
     """Run JupyterHub for a class or a lab on this machine."""
 
 
-class _Progress:
-    """One line per task when piped; a bar over the roles on a terminal."""
-
-    def __init__(self):
-        self.tty = sys.stdout.isatty()
-        self.seen_roles = []
-
-    def __call__(self, role, task):
-        if role and role not in self.seen_roles:
-            self.seen_roles.append(role)
-        step = f"[{len(self.seen_roles)}/{len(ROLES)}] {role or 'hubstead'}: {task}"
-        if self.tty:
-            done = int(20 * len(self.seen_roles) / len(ROLES))
-            click.echo(f"\r\033[K[{'#' * done}{'.' * (20 - done)}] {step}"[:200], nl=False)
-        else:
-            click.echo(step)
-
-    def finish(self):
-        if self.tty:
-            click.echo()
+main.add_command(config_group, "config")
+# `hubstead-config` is the same group, for people used to `tljh-config`.
+config_main = config_group
 
 
 @main.command()
@@ -78,7 +47,7 @@ def install(admin_specs, user_env):
             admin.password = admin.password or handed_over.get(admin.name)
     except (usernames.InvalidUsername, WeakPassword) as e:
         fail(f"--admin: {e}")
-    progress = _Progress()
+    progress = Progress()
     try:
         summary = run_install(admins, user_env, on_task=progress)
     except (ConfigError, ConvergeError, RuntimeError) as e:

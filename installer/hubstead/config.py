@@ -201,6 +201,11 @@ PATTERN_CHECKS = [
 _LEAF = re.compile(r"^auth\.[A-Z]\w*\.\w+$")
 
 
+def flat(tree: dict) -> dict:
+    """Dotted keys to values; an authenticator trait's dict value stays one value."""
+    return keys.flatten(tree, is_leaf=_LEAF.match)
+
+
 def check_for(key: str):
     """The check of a dotted key, or ConfigError if there is no such setting."""
     if key in CHECKS:
@@ -227,7 +232,7 @@ def validate(user_config: dict) -> dict:
     if not isinstance(user_config, dict):
         raise ConfigError(f"config.yaml must hold a mapping, not {type(user_config).__name__}")
     effective = merge(DEFAULTS, user_config)
-    for key, value in keys.flatten(effective, is_leaf=_LEAF.match).items():
+    for key, value in flat(effective).items():
         if isinstance(value, dict):  # an empty mapping such as limits.groups
             if key not in {"users.extra_user_groups", "limits.groups"}:
                 check_for(key)
@@ -240,8 +245,9 @@ def validate(user_config: dict) -> dict:
     return effective
 
 
-def load_user_config(path: Path = paths.CONFIG_FILE) -> dict:
+def load_user_config(path: Path | None = None) -> dict:
     """What the admin wrote (no defaults), or {} before the first install."""
+    path = path or paths.CONFIG_FILE
     try:
         text = Path(path).read_text()
     except FileNotFoundError:
@@ -253,22 +259,22 @@ def load_user_config(path: Path = paths.CONFIG_FILE) -> dict:
     return data or {}
 
 
-def load(path: Path = paths.CONFIG_FILE) -> dict:
+def load(path: Path | None = None) -> dict:
     """The effective, validated config."""
     return validate(load_user_config(path))
 
 
-def save_user_config(user_config: dict, path: Path = paths.CONFIG_FILE) -> None:
+def save_user_config(user_config: dict, path: Path | None = None) -> None:
     """Validate, then write atomically (0600: it may hold OAuth client secrets)."""
     validate(user_config)
-    write_atomic(Path(path), yaml.safe_dump(user_config, sort_keys=True, default_flow_style=False))
+    write_atomic(Path(path or paths.CONFIG_FILE), yaml.safe_dump(user_config, sort_keys=True, default_flow_style=False))
 
 
 @contextlib.contextmanager
-def edit(path: Path = paths.CONFIG_FILE, lock: Path = paths.CONFIG_LOCK):
+def edit(path: Path | None = None, lock: Path | None = None):
     """A locked read-modify-write of config.yaml; nothing is written if the block fails
     or the result does not validate."""
-    with locked(lock):
+    with locked(lock or paths.CONFIG_LOCK):
         data = load_user_config(path)
         yield data
         save_user_config(data, path)

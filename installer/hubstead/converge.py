@@ -5,6 +5,7 @@ runs), 0700 under the state dir; the last few are kept for debugging. No secret 
 ever passed to ansible: secrets are made and read by Python (hubstead.secrets).
 """
 
+import difflib
 import hashlib
 import json
 import os
@@ -16,9 +17,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, config, paths
+from .files import write_atomic
 
 ROLES = ("base", "user_env", "proxy", "hub")
 KEEP_RUNS = 5
+# Settings that change the machine beyond the hub: the roles that apply them. Any
+# other setting only needs the hub restarted (the hub role's digest does that).
+ROLE_KEYS = {
+    "proxy": ("http.",),
+    "user_env": (
+        "user_environment.manager",
+        "user_environment.pip_packages",
+        "user_environment.conda_packages",
+        "user_environment.conda_installer.",
+    ),
+}
 
 
 class ConvergeError(RuntimeError):
@@ -30,12 +43,44 @@ class Result:
     changed: int = 0
     ok: int = 0
     changed_tasks: list = field(default_factory=list)
+    # In check mode: unified diffs of the files that would change.
+    diffs: list = field(default_factory=list)
 
 
 def hub_config_digest(effective: dict) -> str:
     """Changes whenever the hub must restart to run with new settings or code."""
     blob = json.dumps({"config": effective, "hubstead": __version__}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose effective value differs between two configs."""
+    old_flat, new_flat = config.flat(old), config.flat(new)
+    return sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
+
+
+def roles_for(keys: list[str]) -> list[str]:
+    """The roles that must run for changed ``keys`` (the hub role always: it restarts the hub)."""
+    needed = {role for role, prefixes in ROLE_KEYS.items() for k in keys if k.startswith(prefixes)}
+    return [role for role in ROLES if role in needed or role == "hub"]
+
+
+def load_applied() -> dict | None:
+    """The effective config the machine was last converged with (None: never)."""
+    try:
+        return json.loads(paths.APPLIED_CONFIG.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def save_applied(effective: dict) -> None:
+    write_atomic(paths.APPLIED_CONFIG, json.dumps(effective, indent=1, sort_keys=True) + "\n")
+
+
+def write_hub_digest(effective: dict) -> None:
+    """What the hub role records after a restart; `reload hub` writes it too, so a later
+    converge does not restart the hub again for the same settings."""
+    write_atomic(paths.HUB_CONFIG_DIGEST, hub_config_digest(effective) + "\n")
 
 
 def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
@@ -51,6 +96,7 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
         "hubstead_traefik_config": str(paths.TRAEFIK_CONFIG),
         "hubstead_state_dir": str(paths.STATE_DIR),
+        "hubstead_hub_config_digest_file": str(paths.HUB_CONFIG_DIGEST),
         "hubstead_rules_dir": str(paths.RULES_DIR),
         "hubstead_templates": str(paths.TEMPLATES_DIR),
         "hubstead_traefik_api_port": paths.TRAEFIK_API_PORT,
@@ -87,9 +133,21 @@ def _new_private_dir(runs_dir: Path) -> Path:
     return Path(tempfile.mkdtemp(prefix="run-", dir=runs_dir))  # mkdtemp makes it 0700
 
 
-def run(variables: dict, roles=ROLES, on_task=None, runs_dir: Path = paths.ANSIBLE_RUNS,
-        roles_dir: Path = paths.ROLES_DIR) -> Result:
-    """Converge the given roles; ``on_task(role, task_name)`` is called as tasks start."""
+def _unified(diff: dict) -> str:
+    before, after = diff.get("before", ""), diff.get("after", "")
+    if not isinstance(before, str) or not isinstance(after, str):
+        return ""
+    return "".join(difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        diff.get("before_header", "before"), diff.get("after_header", "after")))
+
+
+def run(variables: dict, roles=ROLES, on_task=None, check: bool = False,
+        runs_dir: Path = paths.ANSIBLE_RUNS, roles_dir: Path = paths.ROLES_DIR) -> Result:
+    """Converge the given roles; ``on_task(role, task_name)`` is called as tasks start.
+
+    ``check``: change nothing, report what would change (ansible's check and diff mode).
+    """
     import ansible_runner  # 0.1 s import; only commands that converge pay it
 
     private = _new_private_dir(Path(runs_dir))
@@ -102,9 +160,12 @@ def run(variables: dict, roles=ROLES, on_task=None, runs_dir: Path = paths.ANSIB
             on_task(data.get("role", ""), data.get("task", ""))
         elif kind == "runner_on_ok":
             result.ok += 1
-            if data.get("res", {}).get("changed"):
+            res = data.get("res", {})
+            if res.get("changed"):
                 result.changed += 1
                 result.changed_tasks.append(f"{data.get('role')}: {data.get('task')}")
+                diffs = res.get("diff") or []
+                result.diffs.extend(filter(None, map(_unified, diffs if isinstance(diffs, list) else [diffs])))
         elif kind == "runner_on_failed" and not data.get("ignore_errors"):
             failures.append(_failure_message(event))
         return False  # runner need not keep the event on disk
@@ -116,6 +177,7 @@ def run(variables: dict, roles=ROLES, on_task=None, runs_dir: Path = paths.ANSIB
         inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
         extravars=variables,
         tags=",".join(roles),
+        cmdline="--check --diff" if check else None,
         envvars={
             # runner finds ansible-playbook through PATH, not through sys.executable.
             "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",

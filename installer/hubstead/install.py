@@ -4,13 +4,11 @@ Everything is validated before the machine is touched; re-running is safe and is
 how Hubstead upgrades (a converge with nothing to do changes nothing).
 """
 
-import subprocess
 import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 
 from . import config, converge, paths, secrets, usernames
+from .health import hub_url, public_hosts, wait_for_hub
 from .passwords import PasswordStore, check_strength, generate
 from .systemd import journal_logger
 
@@ -30,38 +28,6 @@ def parse_admin(spec: str) -> Admin:
     if admin.password is not None:
         check_strength(admin.password)
     return admin
-
-
-def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
-    port = effective["http"]["port"]
-    if ":" in host:  # an IPv6 address
-        host = f"[{host}]"
-    return f"http://{host}{'' if port == 80 else f':{port}'}{effective['base_url']}"
-
-
-def public_hosts() -> list[str]:
-    """This machine's addresses, as a teacher would type them in a browser."""
-    out = subprocess.run(["hostname", "--all-ip-addresses"], capture_output=True, text=True).stdout
-    return out.split() or ["127.0.0.1"]
-
-
-def wait_for_hub(effective: dict, timeout: float = 120) -> float:
-    """Wait until the hub's API answers through the proxy; returns the seconds waited."""
-    url = hub_url(effective) + "hub/api/"
-    start = time.monotonic()
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
-                if resp.status == 200:
-                    return time.monotonic() - start
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() - start > timeout:
-            raise RuntimeError(
-                f"the hub did not answer at {url} within {timeout:.0f} s; "
-                "see `journalctl -u jupyterhub -u traefik`"
-            )
-        time.sleep(0.3)
 
 
 def prepare(admins: list[Admin], user_env: str | None) -> tuple[dict, dict]:
@@ -94,6 +60,7 @@ def install(admins: list[Admin], user_env: str | None, on_task=None) -> dict:
     effective, generated = prepare(admins, user_env)
     log.info("converging roles %s", ", ".join(converge.ROLES))
     result = converge.run(converge.role_variables(effective), on_task=on_task)
+    converge.save_applied(effective)
     log.info("converge done: %d changed", result.changed)
     wait_for_hub(effective)
     return {

@@ -25,6 +25,8 @@ CLI_API_TOKEN = STATE_DIR / "cli-api.token"
 COOKIE_SECRET = STATE_DIR / "jupyterhub_cookie_secret"
 HUB_DB = STATE_DIR / "jupyterhub.sqlite"
 ANSIBLE_RUNS = STATE_DIR / "ansible"
+APPLIED_CONFIG = STATE_DIR / "applied-config.json"
+HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
 
 # Loopback ports of the hub and the proxy API (never on a public address).
 HUB_PORT = 15001

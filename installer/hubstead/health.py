@@ -1,0 +1,38 @@
+"""Is the hub answering, and at which address."""
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+
+
+def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
+    port = effective["http"]["port"]
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    return f"http://{host}{'' if port == 80 else f':{port}'}{effective['base_url']}"
+
+
+def public_hosts() -> list[str]:
+    """This machine's addresses, as a teacher would type them in a browser."""
+    out = subprocess.run(["hostname", "--all-ip-addresses"], capture_output=True, text=True).stdout
+    return out.split() or ["127.0.0.1"]
+
+
+def wait_for_hub(effective: dict, timeout: float = 120) -> float:
+    """Wait until the hub's API answers through the proxy; returns the seconds waited."""
+    url = hub_url(effective, effective["http"]["address"] or "127.0.0.1") + "hub/api/"
+    start = time.monotonic()
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as resp:
+                if resp.status == 200:
+                    return time.monotonic() - start
+        except (urllib.error.URLError, OSError):
+            pass
+        if time.monotonic() - start > timeout:
+            raise RuntimeError(
+                f"the hub did not answer at {url} within {timeout:.0f} s; "
+                "see `journalctl -u jupyterhub -u traefik`"
+            )
+        time.sleep(0.3)

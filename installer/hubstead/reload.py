@@ -1,0 +1,45 @@
+"""Restart the hub or the proxy so they run with the current settings, and wait until
+they answer again. User servers are separate units and keep running through both."""
+
+import subprocess
+import time
+
+from . import converge
+from .health import wait_for_hub
+
+
+class PendingApply(RuntimeError):
+    """Settings changed that a restart can't apply (they change the machine)."""
+
+
+def check_nothing_to_apply(effective: dict) -> None:
+    applied = converge.load_applied()
+    if applied is None:
+        return
+    pending = [k for k in converge.changed_keys(applied, effective)
+               if any(k.startswith(p) for ps in converge.ROLE_KEYS.values() for p in ps)]
+    if pending:
+        raise PendingApply(f"{', '.join(pending)} changed since the machine was last set up: "
+                           "run `sudo hubstead config apply` (a reload can't apply it)")
+
+
+def hub(effective: dict) -> float:
+    """Restart the hub; returns the seconds until its API answered through the proxy."""
+    check_nothing_to_apply(effective)
+    start = time.monotonic()
+    subprocess.run(["systemctl", "restart", "jupyterhub"], check=True)
+    wait_for_hub(effective)
+    converge.write_hub_digest(effective)
+    return time.monotonic() - start
+
+
+def proxy(effective: dict) -> float:
+    """Re-render traefik's static config and restart it; routes come back from the rules
+    directory. Returns the seconds until the hub answered through it again."""
+    check_nothing_to_apply(effective)
+    start = time.monotonic()
+    result = converge.run(converge.role_variables(effective), roles=("proxy",))
+    if result.changed == 0:  # otherwise the role's handler already restarted traefik
+        subprocess.run(["systemctl", "restart", "traefik"], check=True)
+    wait_for_hub(effective)
+    return time.monotonic() - start
