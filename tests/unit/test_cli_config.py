@@ -64,7 +64,7 @@ def test_set_says_what_changed_and_how_to_apply():
     (("set", "user_environment.manager", "pixi"), "'pixi' is not allowed; use one of conda, venv"),
     (("unset", "limits.memory"), "limits.memory: not set"),
     (("remove-item", "users.admin", "nobody"), "users.admin: not set"),
-    (("add-item", "http.port", "1"), "http.port: holds"),
+    (("add-item", "http.port", "1"), "http.port: [1] is not allowed"),
 ])
 def test_bad_input_is_one_line_nonzero_and_changes_nothing(args, message):
     run("set", "limits.cpu", "2")
