@@ -172,8 +172,12 @@ def timed_phases(tb, first_phase, *cmd):
     return wall, phases, changes[1] if changes else "changes not reported"
 
 
+def unit_main_pid(tb, unit):
+    return tb.exec("systemctl", "show", "-p", "MainPID", "--value", unit).stdout.strip()
+
+
 def hub_pid(tb):
-    return tb.exec("systemctl", "show", "-p", "MainPID", "--value", "jupyterhub.service").stdout.strip()
+    return unit_main_pid(tb, "jupyterhub.service")
 
 
 def timed_rerun(tb, first_phase, *cmd):
