@@ -133,3 +133,44 @@ def users_list():
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+
+
+@main.group()
+def cert():
+    """HTTPS certificates (https.mode: off, selfsigned, manual, letsencrypt)."""
+
+
+@cert.command("status")
+@root_only
+def cert_status():
+    """The mode, the served certificate (subject, issuer, names, expiry) and its renewal."""
+    from . import config, tls
+
+    try:
+        info = tls.status(config.load())
+    except ConfigError as e:
+        fail(str(e))
+    for key, value in info.items():
+        click.echo(f"{key + ':':10} {value}")
+
+
+@cert.command("renew")
+@click.option("--force", is_flag=True, help="Renew now even if the certificate is not due.")
+@root_only
+def cert_renew(force):
+    """Renew the Let's Encrypt certificate (the timer does this on its own)."""
+    from . import tls
+
+    try:
+        click.echo(tls.renew(force=force).strip() or "renewal done")
+    except tls.TLSError as e:
+        fail(str(e))
+
+
+@cert.command("deploy", hidden=True)
+@root_only
+def cert_deploy():
+    """certbot's deploy hook: serve the new certificate (no restart)."""
+    from . import tls
+
+    tls.deploy(tls.renewed_lineage_from_env())

@@ -7,11 +7,10 @@ under a lock); nothing on the machine changes until `reload` or `apply`.
 import click
 import yaml
 
-from . import config, converge, keys, reload
+from . import config, converge, keys, machine, reload
 from .cliutil import Progress, fail, root_only
 from .config import ConfigError
 from .converge import ConvergeError
-from .health import wait_for_hub
 
 
 def _dump(value) -> str:
@@ -199,10 +198,10 @@ def apply(all_roles):
         roles = list(converge.ROLES) if all_roles or applied is None else \
             converge.roles_for(converge.changed_keys(applied, effective))
         progress = Progress(roles)
-        result = converge.run(converge.role_variables(effective), roles=roles, on_task=progress)
-        progress.finish()
-        converge.save_applied(effective)
-        waited = wait_for_hub(effective)
+        try:
+            result, waited = machine.apply(effective, roles, on_task=progress)
+        finally:
+            progress.finish()
     except (ConfigError, ConvergeError, RuntimeError) as e:
         fail(str(e))
     click.echo(f"applied: {result.changed} change(s) by roles {', '.join(roles)}; "

@@ -66,8 +66,23 @@ DEFAULTS: dict = {
         }
     },
     "hub": {"csp_frame_ancestors": []},
+    "https": {
+        # off | selfsigned | manual | letsencrypt (applied with `hubstead config apply`)
+        "mode": "off",
+        "address": "",
+        "port": 443,
+        # Extra names/addresses for the self-signed certificate (the machine's own
+        # addresses are always in it).
+        "hostnames": [],
+        # Strict-Transport-Security, sent with trusted certificates only (not self-signed).
+        "hsts": True,
+        "manual": {"cert": None, "key": None},
+        "letsencrypt": {"email": None, "domains": [], "staging": False, "server": None},
+    },
 }
 
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
+DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
 GROUP_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 
@@ -142,6 +157,28 @@ def _check_origins(key, value):
             _refuse(key, origin, "origins like https://lms.example.edu (scheme and host, no path)")
 
 
+def _check_optional_path(key, value):
+    if value is not None and (not isinstance(value, str) or not value.startswith("/")):
+        _refuse(key, value, "an absolute path like /etc/ssl/hub/fullchain.pem, or null")
+
+
+def _check_email(key, value):
+    if value is not None and (not isinstance(value, str) or not EMAIL_PATTERN.match(value)):
+        _refuse(key, value, "an email address like admin@example.edu, or null")
+
+
+def _check_domains(key, value):
+    _check_str_list(key, value)
+    for name in value:
+        if not DOMAIN_PATTERN.match(name):
+            _refuse(key, name, "DNS names like hub.example.edu (no scheme, port, path or wildcard)")
+
+
+def _check_acme_server(key, value):
+    if value is not None and (not isinstance(value, str) or not value.startswith("https://")):
+        _refuse(key, value, "an https:// ACME directory URL, or null for Let's Encrypt")
+
+
 def _check_auth_type(key, value):
     if not isinstance(value, str) or not value:
         _refuse(key, value, "hubstead, or a JupyterHub authenticator such as firstuse or github")
@@ -189,6 +226,17 @@ CHECKS = {
     "services.cull.users": _check_bool,
     "services.cull.max_age": _check_int(0),
     "hub.csp_frame_ancestors": _check_origins,
+    "https.mode": _check_choice("off", "selfsigned", "manual", "letsencrypt"),
+    "https.address": _check_optional_str,
+    "https.port": _check_int(1, 65535),
+    "https.hostnames": _check_str_list,
+    "https.hsts": _check_bool,
+    "https.manual.cert": _check_optional_path,
+    "https.manual.key": _check_optional_path,
+    "https.letsencrypt.email": _check_email,
+    "https.letsencrypt.domains": _check_domains,
+    "https.letsencrypt.staging": _check_bool,
+    "https.letsencrypt.server": _check_acme_server,
 }
 # Keys with a name chosen by the admin: (pattern, check).
 PATTERN_CHECKS = [

@@ -24,7 +24,7 @@ KEEP_RUNS = 5
 # Settings that change the machine beyond the hub: the roles that apply them. Any
 # other setting only needs the hub restarted (the hub role's digest does that).
 ROLE_KEYS = {
-    "proxy": ("http.",),
+    "proxy": ("http.", "https."),
     "user_env": (
         "user_environment.manager",
         "user_environment.pip_packages",
@@ -85,7 +85,7 @@ def write_hub_digest(effective: dict) -> None:
 
 def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
     """config.yaml (effective) -> role variables. Pure, for tests."""
-    env = effective["user_environment"]
+    env, https = effective["user_environment"], effective["https"]
     variables = {
         "hubstead_prefix": str(paths.PREFIX),
         "hubstead_hub_env": str(hub_env),
@@ -102,6 +102,13 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_traefik_api_port": paths.TRAEFIK_API_PORT,
         "hubstead_http_address": effective["http"]["address"] or "",
         "hubstead_http_port": effective["http"]["port"],
+        "hubstead_https_mode": https["mode"],
+        "hubstead_https_address": https["address"] or "",
+        "hubstead_https_port": https["port"],
+        # HSTS pins browsers to HTTPS for a year: only with a certificate they trust.
+        "hubstead_https_hsts": https["hsts"] and https["mode"] in ("manual", "letsencrypt"),
+        "hubstead_letsencrypt": https["mode"] == "letsencrypt",
+        "hubstead_letsencrypt_dir": str(paths.LETSENCRYPT_DIR),
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": env["pip_packages"],
         "hubstead_user_env_conda_packages": env["conda_packages"],

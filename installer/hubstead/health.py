@@ -1,5 +1,6 @@
 """Is the hub answering, and at which address."""
 
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -7,10 +8,12 @@ import urllib.request
 
 
 def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
-    port = effective["http"]["port"]
+    https = effective["https"]["mode"] != "off"
+    scheme, port = ("https", effective["https"]["port"]) if https else ("http", effective["http"]["port"])
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
-    return f"http://{host}{'' if port == 80 else f':{port}'}{effective['base_url']}"
+    default_port = 443 if https else 80
+    return f"{scheme}://{host}{'' if port == default_port else f':{port}'}{effective['base_url']}"
 
 
 def public_hosts() -> list[str]:
@@ -21,11 +24,14 @@ def public_hosts() -> list[str]:
 
 def wait_for_hub(effective: dict, timeout: float = 120) -> float:
     """Wait until the hub's API answers through the proxy; returns the seconds waited."""
-    url = hub_url(effective, effective["http"]["address"] or "127.0.0.1") + "hub/api/"
+    section = effective["https"] if effective["https"]["mode"] != "off" else effective["http"]
+    url = hub_url(effective, section["address"] or "127.0.0.1") + "hub/api/"
+    # Through the proxy as it is: a self-signed or not-yet-trusted certificate is fine here.
+    unverified = ssl._create_unverified_context()
     start = time.monotonic()
     while True:
         try:
-            with urllib.request.urlopen(url, timeout=5) as resp:
+            with urllib.request.urlopen(url, timeout=5, context=unverified) as resp:
                 if resp.status == 200:
                     return time.monotonic() - start
         except (urllib.error.URLError, OSError):

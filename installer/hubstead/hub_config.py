@@ -8,7 +8,7 @@ value}}`` out) so it can be tested table-style; ``apply`` is what the hub's
 import json
 import sys
 
-from . import authenticator, config, paths, secrets, usernames
+from . import authenticator, config, converge, paths, secrets, usernames
 
 CULLER_SERVICE = "idle-culler"
 CLI_SERVICE = "hubstead-cli"
@@ -39,13 +39,17 @@ def _culler(cull: dict) -> tuple[list, list]:
 
 def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
     users = effective["users"]
-    http = effective["http"]
+    http, https = effective["http"], effective["https"]
+    # With HTTPS on, the hub's routes go on traefik's https entrypoint; port 80 only
+    # redirects (and answers ACME challenges).
+    public = (f"https://{https['address']}:{https['port']}" if https["mode"] != "off"
+              else f"http://{http['address']}:{http['port']}")
     env = effective["user_environment"]
     limits = effective["limits"]
     culler_services, culler_roles = _culler(effective["services"]["cull"])
     settings = {
         "JupyterHub": {
-            "bind_url": f"http://{http['address']}:{http['port']}{effective['base_url']}",
+            "bind_url": public + effective["base_url"],
             "hub_bind_url": f"http://127.0.0.1:{paths.HUB_PORT}",
             # User servers are their own systemd units: they outlive hub restarts.
             "cleanup_servers": False,
@@ -68,7 +72,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             "traefik_api_url": f"http://127.0.0.1:{paths.TRAEFIK_API_PORT}",
             "traefik_api_username": TRAEFIK_API_USER,
             "traefik_api_password": hub_secrets["traefik_api_password"],
-            "traefik_entrypoint": "http",
+            "traefik_entrypoint": "https" if https["mode"] != "off" else "http",
         },
         "TraefikFileProviderProxy": {"dynamic_config_file": str(paths.HUB_ROUTES_FILE)},
         "Authenticator": {
@@ -105,9 +109,18 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
     return settings
 
 
+# Sections the proxy serves: the hub follows them as last applied (`hubstead config apply`),
+# so a restart (a reboot, say) before an apply never points the hub at a proxy that isn't there.
+PROXY_SECTIONS = ("http", "https")
+
+
 def apply(c, config_file=paths.CONFIG_FILE) -> None:
     """Called from jupyterhub_config.py with its config object ``c``."""
-    settings = jupyterhub_settings(config.load(config_file), secrets.load())
+    effective = config.load(config_file)
+    applied = converge.load_applied() or {}
+    for section in PROXY_SECTIONS:
+        effective[section] = applied.get(section, effective[section])
+    settings = jupyterhub_settings(effective, secrets.load())
     for cls, traits in settings.items():
         for trait, value in traits.items():
             setattr(c[cls], trait, value)

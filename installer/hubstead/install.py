@@ -7,8 +7,8 @@ how Hubstead upgrades (a converge with nothing to do changes nothing).
 import time
 from dataclasses import dataclass
 
-from . import config, converge, paths, secrets, usernames
-from .health import hub_url, public_hosts, wait_for_hub
+from . import config, converge, machine, paths, secrets, usernames
+from .health import hub_url, public_hosts
 from .passwords import PasswordStore, check_strength, generate
 from .systemd import journal_logger
 
@@ -59,10 +59,8 @@ def install(admins: list[Admin], user_env: str | None, on_task=None) -> dict:
     started = time.monotonic()
     effective, generated = prepare(admins, user_env)
     log.info("converging roles %s", ", ".join(converge.ROLES))
-    result = converge.run(converge.role_variables(effective), on_task=on_task)
-    converge.save_applied(effective)
+    result, _ = machine.apply(effective, on_task=on_task)
     log.info("converge done: %d changed", result.changed)
-    wait_for_hub(effective)
     return {
         "urls": [hub_url(effective, host) for host in public_hosts()],
         "admins": effective["users"]["admin"],

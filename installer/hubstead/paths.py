@@ -18,7 +18,11 @@ TRAEFIK_CONFIG = CONFIG_DIR / "traefik.toml"
 
 STATE_DIR = Path("/var/lib/hubstead")
 RULES_DIR = STATE_DIR / "rules"
-HUB_ROUTES_FILE = RULES_DIR / "rules.toml"
+HUB_ROUTES_FILE = RULES_DIR / "rules.toml"  # the hub's routes (written by the hub)
+TLS_RULES_FILE = RULES_DIR / "tls.toml"  # certificates, TLS options, HSTS (hubstead.tls)
+HTTP_RULES_FILE = RULES_DIR / "http.toml"  # ACME challenge route, HTTP->HTTPS redirect
+TLS_DIR = STATE_DIR / "tls"  # self-signed key and certificate
+LETSENCRYPT_DIR = STATE_DIR / "letsencrypt"  # certbot's config, work and log dirs
 PASSWORD_STORE = STATE_DIR / "passwords.json"
 TRAEFIK_API_SECRET = STATE_DIR / "traefik-api.secret"
 CLI_API_TOKEN = STATE_DIR / "cli-api.token"
@@ -31,6 +35,7 @@ HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
 # Loopback ports of the hub and the proxy API (never on a public address).
 HUB_PORT = 15001
 TRAEFIK_API_PORT = 8099
+ACME_CHALLENGE_PORT = 8402  # certbot's standalone server, behind traefik's challenge route
 
 # Roles and templates ship inside the wheel (pyproject force-include).
 DATA_DIR = Path(__file__).resolve().parent / "_data"

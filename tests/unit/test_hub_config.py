@@ -94,3 +94,29 @@ def test_csp_frame_ancestors_on_hub_and_user_servers():
     assert csp == "frame-ancestors 'self' https://lms.example.edu"
     assert "frame-ancestors 'self' https://lms.example.edu" in out["Spawner"]["args"][0]
     assert "tornado_settings" not in settings({})["JupyterHub"]
+
+
+@pytest.mark.parametrize("mode", ["selfsigned", "manual", "letsencrypt"])
+def test_https_moves_the_hub_to_the_https_entrypoint(mode):
+    out = settings({"https": {"mode": mode, "port": 8443}})
+    assert out["JupyterHub"]["bind_url"] == "https://:8443/"
+    assert out["TraefikProxy"]["traefik_entrypoint"] == "https"
+
+
+def test_the_hub_follows_the_applied_proxy_settings(tmp_path, monkeypatch):
+    from hubstead import converge, paths
+
+    class C(dict):
+        def __missing__(self, key):
+            self[key] = type("Section", (), {})()
+            return self[key]
+
+    config_file = tmp_path / "config.yaml"
+    config_file.write_text("http:\n  port: 8080\nlimits:\n  memory: 1G\n")
+    monkeypatch.setattr(paths, "APPLIED_CONFIG", tmp_path / "applied.json")
+    monkeypatch.setattr(hub_config.secrets, "load", lambda: SECRETS)
+    converge.save_applied(config.validate({}))  # applied before http.port was set
+    c = C()
+    hub_config.apply(c, config_file)
+    assert c["JupyterHub"].bind_url == "http://:80/"  # not yet applied
+    assert c["Spawner"].mem_limit == "1G"  # hub-only settings follow config.yaml at once

@@ -35,6 +35,12 @@ def test_every_variable_used_is_defined():
     assert used - defined - registered == set()
 
 
-def test_every_template_is_stamped_as_managed():
+def test_every_template_is_used_and_stamped_with_its_writer():
+    role_text = "".join(p.read_text() for p in ROLE_FILES)
+    code_text = "".join(p.read_text() for p in (paths.DATA_DIR.parent).glob("*.py"))
     for path in TEMPLATES:
-        assert path.read_text().startswith("{{ ansible_managed | comment }}"), path.name
+        by_role = path.name.removesuffix(".j2") in role_text
+        by_code = f'"{path.name}"' in code_text
+        assert by_role != by_code, f"{path.name}: written by {'both' if by_role else 'nobody'}"
+        header = "{{ ansible_managed | comment }}" if by_role else "# Written by Hubstead"
+        assert path.read_text().startswith(header), path.name

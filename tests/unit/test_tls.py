@@ -1,0 +1,126 @@
+import datetime
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from hubstead import config, paths, tls
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path, monkeypatch):
+    monkeypatch.setattr(paths, "TLS_DIR", tmp_path / "tls")
+    monkeypatch.setattr(paths, "TLS_RULES_FILE", tmp_path / "rules" / "tls.toml")
+    monkeypatch.setattr(paths, "HTTP_RULES_FILE", tmp_path / "rules" / "http.toml")
+    monkeypatch.setattr(tls, "SELFSIGNED_CERT", tmp_path / "tls" / "selfsigned.crt")
+    monkeypatch.setattr(tls, "SELFSIGNED_KEY", tmp_path / "tls" / "selfsigned.key")
+    monkeypatch.setattr(tls, "public_hosts", lambda: ["192.0.2.10"])
+    (tmp_path / "rules").mkdir()
+    return tmp_path
+
+
+def make_cert(tmp_path, name="hub.example.edu", days=30, key=None):
+    key = key or ec.generate_private_key(ec.SECP256R1())
+    now = datetime.datetime.now(datetime.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(1)
+            .not_valid_before(now - datetime.timedelta(days=60))
+            .not_valid_after(now + datetime.timedelta(days=days)).sign(key, hashes.SHA256()))
+    cert_file, key_file = tmp_path / f"{name}-{days}.crt", tmp_path / f"{name}-{days}.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_file), str(key_file)
+
+
+def test_selfsigned_has_the_names_and_a_private_key():
+    names = tls.selfsigned_names(config.validate({"https": {"hostnames": ["hub.example.edu"]}}))
+    assert names == ["hub.example.edu", "192.0.2.10", "localhost", "127.0.0.1"]
+    assert tls.ensure_selfsigned(names) is True
+    cert = x509.load_pem_x509_certificate(tls.SELFSIGNED_CERT.read_bytes())
+    assert sorted(tls._cert_names(cert)) == sorted(names)
+    assert stat.S_IMODE(tls.SELFSIGNED_KEY.stat().st_mode) == 0o600
+    assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey) and cert.public_key().key_size >= 256
+
+
+def test_selfsigned_is_kept_until_the_names_change():
+    assert tls.ensure_selfsigned(["a.example.edu", "127.0.0.1"]) is True
+    assert tls.ensure_selfsigned(["127.0.0.1", "a.example.edu"]) is False
+    assert tls.ensure_selfsigned(["b.example.edu", "127.0.0.1"]) is True
+
+
+def test_manual_certificate_that_matches_is_accepted(tmp_path):
+    tls.check_manual(*make_cert(tmp_path))
+
+
+def test_manual_key_that_does_not_match_is_refused(tmp_path):
+    cert, _ = make_cert(tmp_path, "a.example.edu")
+    _, other_key = make_cert(tmp_path, "b.example.edu")
+    with pytest.raises(tls.TLSError, match="does not belong to the certificate"):
+        tls.check_manual(cert, other_key)
+
+
+def test_manual_expired_certificate_is_refused(tmp_path):
+    with pytest.raises(tls.TLSError, match="expired on"):
+        tls.check_manual(*make_cert(tmp_path, days=-1))
+
+
+@pytest.mark.parametrize("cert, key, message", [
+    (None, "/etc/k.pem", "needs https.manual.cert and https.manual.key"),
+    ("/home/t/c.pem", "/etc/k.pem", "under home/, which the proxy can't read"),
+    ("/etc/nonexistent/c.pem", "/etc/nonexistent/k.pem", "/etc/nonexistent/c.pem does not exist"),
+])
+def test_manual_paths_are_checked(cert, key, message):
+    with pytest.raises(tls.TLSError, match=message):
+        tls.check_manual(cert, key)
+
+
+def test_http_rules_route_acme_and_redirect():
+    tls.write_http_rules(acme=True, redirect=True, https_port=8443)
+    text = paths.HTTP_RULES_FILE.read_text()
+    assert 'url = "http://127.0.0.1:8402"' in text and "PathPrefix(`/.well-known/acme-challenge/`)" in text
+    assert 'scheme = "https"' in text and 'port = "8443"' in text
+    tls.write_http_rules(acme=False, redirect=True, https_port=443)
+    text = paths.HTTP_RULES_FILE.read_text()
+    assert "8402" not in text and "[http.routers.acme-challenge]" not in text
+    assert "port =" not in text
+    tls.write_http_rules(acme=False, redirect=False, https_port=443)
+    assert not paths.HTTP_RULES_FILE.exists()
+
+
+def test_tls_rules_name_the_files_and_require_tls12():
+    tls.write_tls_rules(tls.SELFSIGNED_CERT, tls.SELFSIGNED_KEY)
+    text = paths.TLS_RULES_FILE.read_text()
+    assert f'certFile = "{tls.SELFSIGNED_CERT}"' in text
+    assert 'minVersion = "VersionTLS12"' in text
+
+
+def test_letsencrypt_needs_email_and_domains():
+    with pytest.raises(tls.TLSError, match="needs https.letsencrypt.email"):
+        tls.check_letsencrypt_settings({"email": None, "domains": ["hub.example.edu"]})
+    with pytest.raises(tls.TLSError, match="needs https.letsencrypt.domains"):
+        tls.check_letsencrypt_settings({"email": "a@example.edu", "domains": []})
+
+
+def test_preflight_explains_a_name_that_does_not_resolve():
+    with pytest.raises(tls.TLSError) as e:
+        tls.preflight(["no-such-host.invalid"], http_port=tls.paths.ACME_CHALLENGE_PORT)
+    message = str(e.value)
+    assert "nothing was asked of the ACME server" in message
+    assert "no-such-host.invalid does not resolve" in message and "add a DNS A record" in message
+
+
+def test_preflight_passes_when_the_name_reaches_the_challenge_port():
+    # Straight to the probe responder (no proxy in between): what traefik's route gives.
+    tls.preflight(["localhost"], http_port=tls.paths.ACME_CHALLENGE_PORT)
+
+
+def test_acme_server_choice():
+    le = {"server": None, "staging": False}
+    assert tls.acme_server(le) == "https://acme-v02.api.letsencrypt.org/directory"
+    assert "staging" in tls.acme_server({**le, "staging": True})
+    assert tls.acme_server({**le, "server": "https://localhost:14000/dir"}) == "https://localhost:14000/dir"
