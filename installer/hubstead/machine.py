@@ -1,8 +1,12 @@
 """Bring the machine to the settings: TLS material first, then the roles, then what
 only makes sense once they ran. Used by `hubstead install` and `hubstead config apply`."""
 
-from . import converge, tls
+from . import converge, paths, tls
 from .health import wait_for_hub
+
+
+def _entrypoint(effective: dict | None) -> str:
+    return "http" if not effective or effective["https"]["mode"] == "off" else "https"
 
 
 def apply(effective: dict, roles=converge.ROLES, on_task=None) -> tuple[converge.Result, float]:
@@ -12,7 +16,18 @@ def apply(effective: dict, roles=converge.ROLES, on_task=None) -> tuple[converge
     roles run, so the machine keeps serving as it did.
     """
     tls.prepare(effective)
-    result = converge.run(converge.role_variables(effective), roles=roles, on_task=on_task)
+    previous = converge.load_applied()
+    # The hub reads the proxy's settings from the applied config when the roles restart it.
     converge.save_applied(effective)
+    if previous and _entrypoint(previous) != _entrypoint(effective):
+        # The hub keeps routes it finds in place, whatever their entrypoint: make it
+        # add them all again, on the new one (user servers keep running meanwhile).
+        paths.HUB_ROUTES_FILE.unlink(missing_ok=True)
+    try:
+        result = converge.run(converge.role_variables(effective), roles=roles, on_task=on_task)
+    except Exception:
+        if previous is not None:
+            converge.save_applied(previous)
+        raise
     tls.finish(effective)
     return result, wait_for_hub(effective)
