@@ -8,12 +8,12 @@ import time
 
 import pytest
 import requests
-import urllib3
 from cryptography import x509
+from hubclient import HubSession
 from pebble import Pebble
 
-pytestmark = pytest.mark.integration
-urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
+pytestmark = [pytest.mark.integration,
+              pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 DOMAIN = "hub.example.test"
 state = {}
@@ -63,6 +63,15 @@ def traefik_pid(hub):
     return hub.unit_property("traefik", "MainPID")
 
 
+def test_a_running_server_before_https(hub):
+    hub.tb.run("hubstead", "users", "add", "student1", "--password-stdin", input="student-pass-1\n")
+    student = HubSession()
+    assert student.login("student1", "student-pass-1").status_code == 302
+    student.start_server("student1")
+    state["token"] = student.token("student1")
+    state["server_pid"] = hub.unit_property("jupyter-student1", "MainPID")
+
+
 def test_selfsigned_serves_a_certificate_with_the_right_names(hub):
     config(hub, "set", "https.mode", "selfsigned")
     config(hub, "set", "https.hostnames", f"[{DOMAIN}]")
@@ -76,6 +85,13 @@ def test_selfsigned_serves_a_certificate_with_the_right_names(hub):
     assert mode == "600"
     status = hub.tb.run("hubstead", "cert", "status").stdout
     assert re.search(r"mode:\s+selfsigned", status) and DOMAIN in status
+
+
+def test_the_running_server_is_reachable_over_https(hub):
+    r = requests.get("https://127.0.0.1/user/student1/api/status", verify=False, timeout=30,
+                     headers={"Authorization": f"token {state['token']}"})
+    assert r.status_code == 200
+    assert hub.unit_property("jupyter-student1", "MainPID") == state["server_pid"]
 
 
 def test_http_redirects_to_https(hub):
