@@ -7,16 +7,28 @@ once, so the machine follows the hub whatever route added the user.
 
 import asyncio
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from jupyterhub.auth import Authenticator
-from traitlets import Unicode
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.handlers.login import LoginHandler
+from jupyterhub.utils import url_path_join
+from tornado import web
+from traitlets import Integer, Unicode
 
-from . import paths, unixusers
-from .passwords import PasswordStore
+from . import passwords, paths, unixusers
+from .passwords import Lockout, PasswordStore, WeakPassword
+
+# The hub's own pages Hubstead adds or extends (JupyterHub.template_paths).
+WEB_TEMPLATES = str(Path(__file__).parent / "web" / "templates")
 
 
 class UnixAccountsMixin:
-    """Create the Unix account of each hub user when JupyterHub adds the user."""
+    """The machine follows the hub: a user's Unix account is created when JupyterHub
+    adds the user (any route), and the removal policy applied when it deletes them."""
+
+    removal_home = Unicode("archive", config=True, help="archive, delete or keep (users.removal.home)")
+    removal_account = Unicode("lock", config=True, help="lock or delete (users.removal.account)")
 
     async def add_user(self, user):
         # super() validates the name: an invalid one must never reach useradd.
@@ -25,18 +37,99 @@ class UnixAccountsMixin:
             await result
         await asyncio.to_thread(unixusers.ensure, user.name)
 
+    async def delete_user(self, user):
+        # JupyterHub has stopped the user's server by now.
+        result = super().delete_user(user)
+        if asyncio.iscoroutine(result):
+            await result
+        archive = await asyncio.to_thread(unixusers.remove, user.name, self.removal_home, self.removal_account)
+        self.log.info("Removed user %s: home %s%s, account %s", user.name, self.removal_home,
+                      f" to {archive}" if archive else "", {"lock": "locked", "delete": "deleted"}[self.removal_account])
+
+
+class HubsteadLoginHandler(LoginHandler):
+    """After logging in with a password the teacher set, go change it first."""
+
+    def get_next_url(self, user=None, default=None):
+        account = PasswordStore(self.authenticator.password_store).account(user.name) if user else None
+        if account and account.must_change:
+            return url_path_join(self.hub.base_url, "change-password")
+        return super().get_next_url(user, default)
+
+
+class ChangePasswordHandler(BaseHandler):
+    """/hub/change-password: users choose their own password."""
+
+    def _store(self) -> PasswordStore:
+        return PasswordStore(self.authenticator.password_store)
+
+    async def _page(self, **extra):
+        account = self._store().account(self.current_user.name)
+        html = await self.render_template(
+            "change-password.html", must_change=bool(account and account.must_change),
+            min_length=passwords.MIN_LENGTH, error=None, done=False, **extra)
+        self.finish(html)
+
+    @web.authenticated
+    async def get(self):
+        await self._page()
+
+    @web.authenticated
+    async def post(self):
+        name, store = self.current_user.name, self._store()
+        current = self.get_body_argument("current_password", "")
+        new = self.get_body_argument("new_password", "")
+        lockout = self.authenticator.lockout()
+        if not await asyncio.to_thread(store.verify, name, current, lockout):
+            error = "The current password is wrong."
+        elif new != self.get_body_argument("confirm_password", ""):
+            error = "The two new passwords differ."
+        elif new == current:
+            error = "Choose a password different from the current one."
+        else:
+            try:
+                await asyncio.to_thread(store.set, name, new)
+                error = None
+            except WeakPassword as e:
+                error = f"The new {e}."
+        if error:
+            self.set_status(400)
+            await self._page(error=error)
+        else:
+            self.log.info("User %s changed their password", name)
+            await self._page(done=True)
+
 
 class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
     password_store = Unicode(
         str(paths.PASSWORD_STORE), config=True, help="JSON file of password hashes (root only)."
     )
+    lockout_max_failures = Integer(5, config=True, help="users.lockout.max_failures (0: never lock)")
+    lockout_minutes = Integer(10, config=True, help="users.lockout.minutes")
+    login_handler = HubsteadLoginHandler
+
+    def lockout(self) -> Lockout:
+        return Lockout(self.lockout_max_failures, self.lockout_minutes * 60)
 
     async def authenticate(self, handler, data):
         name = self.normalize_username(data.get("username", ""))
         password = data.get("password", "")
+        store = PasswordStore(self.password_store)
         # argon2 takes ~0.1 s of CPU: keep the event loop free for the other logins.
-        ok = await asyncio.to_thread(PasswordStore(self.password_store).verify, name, password)
-        return name if ok else None
+        if await asyncio.to_thread(store.verify, name, password, self.lockout()):
+            return name
+        account = store.account(name)
+        if account and account.locked:
+            self.log.warning("Login refused for %s: locked after repeated wrong passwords", name)
+        return None
+
+    def pre_spawn_start(self, user, spawner):
+        account = PasswordStore(self.password_store).account(user.name)
+        if account and account.must_change:
+            raise web.HTTPError(403, "Choose your own password first: use Password in the menu bar.")
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), ("/change-password", ChangePasswordHandler)]
 
 
 def for_type(auth_type: str) -> type:

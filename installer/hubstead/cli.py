@@ -102,6 +102,79 @@ def users_add(name, password_stdin, generate_password, admin):
         click.echo(f"password: {password}")
 
 
+@users.command("import")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8-sig"))
+@click.option("--group", default=None, help="Hub group for rows that name none.")
+@root_only
+def users_import(csv_file, group):
+    """Add the users of a CSV (username[,password][,group]); prints the initial
+    passwords once, as CSV on standard output; the report goes to standard error."""
+    from . import enrol, roster
+
+    try:
+        outcomes, issued = enrol.enrol(HubAPI(), PasswordStore(), roster.parse(csv_file.read()), group)
+    except HubAPIError as e:
+        fail(str(e))
+    for o in outcomes:
+        click.echo(f"line {o.line}: {o.name}: {o.result}: {o.detail}", err=True)
+    if issued:
+        click.echo(roster.passwords_csv(issued), nl=False)
+
+
+def _hub_users(api: HubAPI) -> list[dict]:
+    try:
+        return api.users()
+    except HubAPIError as e:
+        fail(str(e))
+
+
+@users.command("reset-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the new password from standard input.")
+@click.option("--keep", "keep", is_flag=True, help="Don't make the user choose a new one at the next login.")
+@root_only
+def users_reset_password(name, password_stdin, keep):
+    """Give NAME a new password (generated and printed once, unless --password-stdin)."""
+    try:
+        name = usernames.validate(name)
+        if name not in {u["name"] for u in _hub_users(HubAPI())}:
+            fail(f"no hub user {name!r}")
+        password = sys.stdin.readline().rstrip("\n") if password_stdin else generate()
+        PasswordStore().set(name, password, must_change=not keep)
+    except (usernames.InvalidUsername, WeakPassword) as e:
+        fail(str(e))
+    if not password_stdin:
+        click.echo(f"password: {password}")
+    click.echo(f"{name} {'keeps it' if keep else 'chooses a new one at the next login'}", err=True)
+
+
+@users.command("unlock")
+@click.argument("name")
+@root_only
+def users_unlock(name):
+    """Let NAME log in again after too many wrong passwords."""
+    if not PasswordStore().unlock(usernames.normalize(name)):
+        fail(f"{name!r} has no Hubstead password")
+    click.echo(f"unlocked: {name}")
+
+
+@users.command("remove")
+@click.argument("name")
+@root_only
+def users_remove(name):
+    """Remove NAME from the hub: the server stops and users.removal is applied."""
+    try:
+        name = usernames.validate(name)
+        HubAPI().request("DELETE", f"/users/{name}", None, 120)
+    except usernames.InvalidUsername as e:
+        fail(str(e))
+    except HubAPIError as e:
+        fail(f"no hub user {name!r}" if e.status == 404 else str(e))
+    PasswordStore().remove(name)
+    click.echo(f"removed: {name} (Unix account {usernames.unix_name(name)}: "
+               f"{'locked' if unixusers.exists(usernames.unix_name(name)) else 'deleted'})")
+
+
 def _server_state(server: dict | None) -> str:
     if not server or server.get("stopped"):
         return "stopped"
@@ -114,10 +187,7 @@ def _server_state(server: dict | None) -> str:
 @root_only
 def users_list():
     """Show hub users, their Unix accounts and servers."""
-    try:
-        hub_users = HubAPI().users()
-    except HubAPIError as e:
-        fail(str(e))
+    hub_users = _hub_users(HubAPI())
     with_password = set(PasswordStore().names())
     rows = [("NAME", "ADMIN", "UNIX ACCOUNT", "PASSWORD", "SERVER")]
     for user in sorted(hub_users, key=lambda u: u["name"]):

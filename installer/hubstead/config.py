@@ -45,7 +45,18 @@ DEFAULTS: dict = {
     "base_url": "/",
     "http": {"address": "", "port": 80},
     "auth": {"type": "hubstead"},
-    "users": {"admin": [], "allowed": [], "banned": [], "sudoers": [], "extra_user_groups": {}},
+    "users": {
+        "admin": [],
+        "allowed": [],
+        "banned": [],
+        "sudoers": [],
+        "extra_user_groups": {},
+        # Hubstead's own passwords: this many wrong ones in a row lock the account for a while.
+        "lockout": {"max_failures": 5, "minutes": 10},
+        # When a user is removed: the home is archived (a tarball), deleted or kept;
+        # the Unix account is locked or deleted.
+        "removal": {"home": "archive", "account": "lock"},
+    },
     # limits.groups.<hub group>.{memory,cpu} override the global limits for members.
     "limits": {"memory": None, "cpu": None, "groups": {}},
     "user_environment": {
@@ -211,6 +222,10 @@ CHECKS = {
     "users.allowed": _check_str_list,
     "users.banned": _check_str_list,
     "users.sudoers": _check_str_list,
+    "users.lockout.max_failures": _check_int(0),
+    "users.lockout.minutes": _check_int(1),
+    "users.removal.home": _check_choice("archive", "delete", "keep"),
+    "users.removal.account": _check_choice("lock", "delete"),
     "limits.memory": _check_memory,
     "limits.cpu": _check_cpu,
     "user_environment.manager": _check_choice("conda", "venv"),

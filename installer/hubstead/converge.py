@@ -96,6 +96,7 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
         "hubstead_traefik_config": str(paths.TRAEFIK_CONFIG),
         "hubstead_state_dir": str(paths.STATE_DIR),
+        "hubstead_shared_dir": str(paths.SHARED_DIR),
         "hubstead_hub_config_digest_file": str(paths.HUB_CONFIG_DIGEST),
         "hubstead_rules_dir": str(paths.RULES_DIR),
         "hubstead_templates": str(paths.TEMPLATES_DIR),

@@ -12,6 +12,8 @@ from . import authenticator, config, converge, paths, secrets, usernames
 
 CULLER_SERVICE = "idle-culler"
 CLI_SERVICE = "hubstead-cli"
+TEACHER_SERVICE = "teacher"
+TEACHER_PORT = 15002
 TRAEFIK_API_USER = "hubstead"
 DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
 
@@ -60,12 +62,21 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             "spawner_class": "hubstead.spawner.HubsteadSpawner",
             "services": [
                 {"name": CLI_SERVICE, "api_token": hub_secrets["cli_api_token"]},
+                {
+                    "name": TEACHER_SERVICE,
+                    "url": f"http://127.0.0.1:{TEACHER_PORT}",
+                    "command": [sys.executable, "-m", "hubstead.teacher"],
+                    "oauth_no_confirm": True,
+                },
                 *culler_services,
             ],
             "load_roles": [
-                {"name": "admin", "services": [CLI_SERVICE]},
+                # The teacher's page acts for admins only (it checks), with admin rights.
+                {"name": "admin", "services": [CLI_SERVICE, TEACHER_SERVICE]},
                 *culler_roles,
             ],
+            "template_paths": [authenticator.WEB_TEMPLATES],
+            "template_vars": {"hubstead_passwords": effective["auth"]["type"] == "hubstead"},
         },
         "TraefikProxy": {
             "should_start": False,  # traefik is its own systemd unit
@@ -82,6 +93,13 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             # Users an admin added (page, API, CLI) may log in without also being listed.
             "allow_existing_users": True,
             "username_pattern": usernames.HUB_NAME_PATTERN,
+            # Traits of authenticator.UnixAccountsMixin, which every authenticator gets.
+            "removal_home": users["removal"]["home"],
+            "removal_account": users["removal"]["account"],
+        },
+        "HubsteadAuthenticator": {
+            "lockout_max_failures": users["lockout"]["max_failures"],
+            "lockout_minutes": users["lockout"]["minutes"],
         },
         "Spawner": {
             "default_url": DEFAULT_URLS[env["default_app"]],

@@ -9,6 +9,8 @@ on the next successful login.
 import json
 import secrets
 import string
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from passlib.context import CryptContext
@@ -37,6 +39,27 @@ def check_strength(password: str) -> None:
         raise WeakPassword(f"password too short: use at least {MIN_LENGTH} characters")
 
 
+@dataclass(frozen=True)
+class Lockout:
+    """After ``max_failures`` wrong passwords in a row, refuse even the right one for
+    ``seconds`` (0 failures: never lock)."""
+
+    max_failures: int = 5
+    seconds: int = 600
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    must_change: bool
+    failures: int
+    locked_until: float  # epoch seconds; 0: not locked
+
+    @property
+    def locked(self) -> bool:
+        return self.locked_until > time.time()
+
+
 class PasswordStore:
     def __init__(self, path: Path = paths.PASSWORD_STORE):
         self.path = Path(path)
@@ -58,12 +81,33 @@ class PasswordStore:
     def names(self) -> list[str]:
         return sorted(self._read())
 
-    def set(self, name: str, password: str) -> None:
+    def set(self, name: str, password: str, must_change: bool = False) -> None:
+        """Set the password (clears failures and any lock); ``must_change``: the user
+        must choose a new one at their next login."""
         check_strength(password)
+        hashed = _context.hash(password)
         with locked(self._lock):
             entries = self._read()
-            entries[name] = {"hash": _context.hash(password)}
+            entries[name] = {"hash": hashed, "must_change": must_change}
             self._write(entries)
+
+    def account(self, name: str) -> Account | None:
+        entry = self._read().get(name)
+        if entry is None:
+            return None
+        return Account(name, entry.get("must_change", False), entry.get("failures", 0),
+                       entry.get("locked_until", 0))
+
+    def unlock(self, name: str) -> bool:
+        """Clear failures and the lock; False if there is no such account."""
+        with locked(self._lock):
+            entries = self._read()
+            if name not in entries:
+                return False
+            entries[name].pop("failures", None)
+            entries[name].pop("locked_until", None)
+            self._write(entries)
+        return True
 
     def remove(self, name: str) -> None:
         with locked(self._lock):
@@ -71,20 +115,39 @@ class PasswordStore:
             if entries.pop(name, None) is not None:
                 self._write(entries)
 
-    def verify(self, name: str, password: str) -> bool:
+    def verify(self, name: str, password: str, lockout: Lockout | None = None) -> bool:
+        """True for the right password of an account that is not locked. With
+        ``lockout``, wrong passwords are counted and lock the account."""
         entry = self._read().get(name)
         if entry is None:
             # Spend the same time as a real check, so timing doesn't tell who exists.
             _context.dummy_verify()
             return False
+        if lockout and entry.get("locked_until", 0) > time.time():
+            return False
         stored = entry["hash"]
         if _context.identify(stored) == "bcrypt" and len(password.encode()) > _BCRYPT_MAX_BYTES:
-            return False
-        ok, new_hash = _context.verify_and_update(password, stored)
-        if ok and new_hash:
-            with locked(self._lock):
-                entries = self._read()
-                if entries.get(name, {}).get("hash") == stored:
-                    entries[name]["hash"] = new_hash
-                    self._write(entries)
+            ok, new_hash = False, None
+        else:
+            ok, new_hash = _context.verify_and_update(password, stored)
+        count_failure = lockout and not ok
+        reset_failures = ok and entry.get("failures")
+        if not (new_hash or count_failure or reset_failures):
+            return ok
+        with locked(self._lock):
+            entries = self._read()
+            current = entries.get(name)
+            if current is None or current["hash"] != stored:
+                return False  # changed meanwhile: take no decision on stale data
+            if ok:
+                current.pop("failures", None)
+                current.pop("locked_until", None)
+                if new_hash:
+                    current["hash"] = new_hash
+            elif lockout:
+                current["failures"] = current.get("failures", 0) + 1
+                if lockout.max_failures and current["failures"] >= lockout.max_failures:
+                    current["locked_until"] = time.time() + lockout.seconds
+                    current["failures"] = 0
+            self._write(entries)
         return ok

@@ -17,6 +17,9 @@ JUPYTERHUB_CONFIG_D = CONFIG_DIR / "jupyterhub_config.d"
 TRAEFIK_CONFIG = CONFIG_DIR / "traefik.toml"
 
 STATE_DIR = Path("/var/lib/hubstead")
+ARCHIVE_DIR = STATE_DIR / "archive"  # homes of removed users, as tarballs
+# Course material: teachers (hub admins) write, students read; linked into every home.
+SHARED_DIR = Path("/srv/hubstead/shared")
 RULES_DIR = STATE_DIR / "rules"
 HUB_ROUTES_FILE = RULES_DIR / "rules.toml"  # the hub's routes (written by the hub)
 TLS_RULES_FILE = RULES_DIR / "tls.toml"  # certificates, TLS options, HSTS (hubstead.tls)

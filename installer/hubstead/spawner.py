@@ -12,6 +12,7 @@ from traitlets import Dict, List, Unicode, default
 from . import paths, unixusers, usernames
 
 SUDOERS_GROUP = "hubstead-sudoers"
+TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
 # Cloud metadata services hand out instance credentials: never reachable from a user's server.
 METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254"
 
@@ -55,17 +56,19 @@ class HubsteadSpawner(SystemdSpawner):
         # The configured (global) limits; group limits override them per spawn.
         self._global_limits = (self.mem_limit, self.cpu_limit)
 
-    def limits_for(self, group_names) -> tuple:
-        """(memory bytes or None, cpus or None) for a member of ``group_names``."""
+    def limits_for(self, groups: dict) -> tuple:
+        """(memory bytes or None, cpus or None) for a member of ``groups`` ({name:
+        properties}): limits.groups in config.yaml and the limits a teacher set on the
+        group (its properties ``memory`` and ``cpu``)."""
         memory, cpu = self._global_limits
         to_bytes = functools.partial(ByteSpecification().validate, None)
-        for group in group_names:
-            override = self.group_limits.get(group, {})
-            if override.get("memory") is not None:
-                candidate = to_bytes(override["memory"])
-                memory = candidate if memory is None else max(memory, candidate)
-            if override.get("cpu") is not None:
-                cpu = override["cpu"] if cpu is None else max(cpu, override["cpu"])
+        for name, properties in groups.items():
+            for override in (self.group_limits.get(name, {}), properties or {}):
+                if override.get("memory") is not None:
+                    candidate = to_bytes(override["memory"])
+                    memory = candidate if memory is None else max(memory, candidate)
+                if override.get("cpu") is not None:
+                    cpu = max(cpu or 0, float(override["cpu"]))
         return memory, cpu
 
     def _expand_user_vars(self, string):
@@ -80,12 +83,15 @@ class HubsteadSpawner(SystemdSpawner):
         # normally exists since the user was added (see UnixAccountsMixin).
         unix_name = await asyncio.to_thread(unixusers.ensure, self.user.name)
         may_sudo = self.user.name in self.sudoers
-        memberships = {SUDOERS_GROUP: may_sudo}
+        memberships = {SUDOERS_GROUP: may_sudo, TEACHERS_GROUP: self.user.admin}
         memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
         for group, member in memberships.items():
             await asyncio.to_thread(_set_group_membership, unix_name, group, member)
         self.disable_user_sudo = not may_sudo
-        self.mem_limit, self.cpu_limit = self.limits_for(g.name for g in self.user.groups)
+        # Files teachers make in the (setgid) course folder stay writable for the others.
+        properties = {k: v for k, v in self.unit_extra_properties.items() if k != "UMask"}
+        self.unit_extra_properties = {**properties, "UMask": "0002"} if self.user.admin else properties
+        self.mem_limit, self.cpu_limit = self.limits_for({g.name: g.properties for g in self.user.groups})
         return await super().start()
 
 

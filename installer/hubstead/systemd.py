@@ -2,6 +2,7 @@
 
 import logging
 import subprocess
+from pathlib import Path
 
 from systemd import daemon, journal
 
@@ -21,3 +22,26 @@ def journal_logger(identifier: str) -> logging.Logger:
         logger.addHandler(journal.JournalHandler(SYSLOG_IDENTIFIER=identifier))
         logger.setLevel(logging.INFO)
     return logger
+
+
+def unit_memory(unit: str) -> int | None:
+    """Bytes of memory a unit's processes use: the cgroup's own count where the memory
+    controller is on, else the sum of their resident sets; None when it isn't running."""
+    cgroup = Path("/sys/fs/cgroup/system.slice") / unit
+    try:
+        return int((cgroup / "memory.current").read_text())
+    except (FileNotFoundError, ValueError):
+        pass
+    try:
+        pids = (cgroup / "cgroup.procs").read_text().split()
+    except FileNotFoundError:
+        return None
+    total = 0
+    for pid in pids:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except FileNotFoundError:
+            continue  # exited meanwhile
+        total += next((int(line.split()[1]) * 1024 for line in status.splitlines()
+                       if line.startswith("VmRSS:")), 0)
+    return total

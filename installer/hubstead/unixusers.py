@@ -1,4 +1,5 @@
-"""Unix accounts behind hub users: created when the hub user is added.
+"""Unix accounts behind hub users: created when the hub user is added, locked or
+deleted (home archived) when it is removed.
 
 ``ensure`` is idempotent and cheap when there is nothing to do: the hub calls it for
 every user in its database at every start.
@@ -6,17 +7,22 @@ every user in its database at every start.
 
 import os
 import pwd
+import shutil
 import subprocess
+import tarfile
+import time
+from pathlib import Path
 
-from . import usernames
+from . import paths, usernames
 
 # Every hub user's account is in this group (created by the base role).
 USERS_GROUP = "jupyterhub-users"
 HOME_MODE = 0o700
+SHARED_LINK = "shared"  # ~/shared -> the course folder
 
 
 class AccountError(RuntimeError):
-    """The machine refused to create an account; the message has its reason."""
+    """The machine refused to change an account; the message has its reason."""
 
 
 def exists(unix_name: str) -> bool:
@@ -27,22 +33,62 @@ def exists(unix_name: str) -> bool:
     return True
 
 
-def ensure(hub_name: str) -> str:
-    """Make sure hub user ``hub_name`` has its Unix account and a home others can't read.
+def _run(*cmd: str) -> None:
+    result = subprocess.run(cmd, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise AccountError(f"{' '.join(cmd[:2])} … {cmd[-1]}: {result.stderr.strip()}")
 
-    Validates the name before touching the machine; returns the Unix name.
-    """
+
+def is_locked(unix_name: str) -> bool:
+    status = subprocess.run(["passwd", "--status", unix_name], capture_output=True, text=True).stdout.split()
+    return len(status) > 1 and status[1] == "L"
+
+
+def ensure(hub_name: str) -> str:
+    """Make sure hub user ``hub_name`` has a usable Unix account and a home others
+    can't read, with the course folder linked in. Validates the name before touching
+    the machine; returns the Unix name."""
     hub_name = usernames.validate(hub_name)
     unix_name = usernames.unix_name(hub_name)
     if not exists(unix_name):
-        result = subprocess.run(
-            ["useradd", "--create-home", "--user-group", "--groups", USERS_GROUP,
-             "--shell", "/bin/bash", "--comment", f"Hubstead user {hub_name}", unix_name],
-            capture_output=True, text=True,
-        )
-        if result.returncode != 0:
-            raise AccountError(f"could not create Unix user {unix_name}: {result.stderr.strip()}")
-    home = pwd.getpwnam(unix_name).pw_dir
-    if os.stat(home).st_mode & 0o777 != HOME_MODE:
-        os.chmod(home, HOME_MODE)
+        _run("useradd", "--create-home", "--user-group", "--groups", USERS_GROUP,
+             "--shell", "/bin/bash", "--comment", f"Hubstead user {hub_name}", unix_name)
+    elif is_locked(unix_name):  # removed earlier with the account locked, now back
+        _run("usermod", "--unlock", "--expiredate", "", unix_name)
+    account = pwd.getpwnam(unix_name)
+    home = Path(account.pw_dir)
+    if not home.exists():  # its home was archived or deleted when the user was removed
+        shutil.copytree("/etc/skel", home, symlinks=True)
+        _run("chown", "-R", f"{account.pw_uid}:{account.pw_gid}", str(home))
+    if home.stat().st_mode & 0o777 != HOME_MODE:
+        home.chmod(HOME_MODE)
+    link = home / SHARED_LINK
+    if paths.SHARED_DIR.is_dir() and not link.is_symlink() and not link.exists():
+        link.symlink_to(paths.SHARED_DIR)
+        os.lchown(link, account.pw_uid, account.pw_gid)
     return unix_name
+
+
+def remove(hub_name: str, home_policy: str, account_policy: str) -> str | None:
+    """Apply the removal policy to hub user ``hub_name``'s account. Returns the archive's
+    path when the home was archived."""
+    unix_name = usernames.unix_name(usernames.validate(hub_name))
+    if not exists(unix_name):
+        return None
+    home = Path(pwd.getpwnam(unix_name).pw_dir)
+    # Nothing of the user's may keep running (a terminal, a cron job).
+    subprocess.run(["pkill", "--signal", "KILL", "--uid", unix_name], capture_output=True)
+    archive = None
+    if home.is_dir() and home_policy == "archive":
+        paths.ARCHIVE_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
+        archive = paths.ARCHIVE_DIR / f"{unix_name}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz"
+        with tarfile.open(archive, "w:gz") as tar:
+            tar.add(home, arcname=unix_name)
+        archive.chmod(0o600)
+    if home.is_dir() and home_policy in ("archive", "delete"):
+        shutil.rmtree(home)
+    if account_policy == "delete":
+        _run("userdel", unix_name)
+    else:
+        _run("usermod", "--lock", "--expiredate", "1", unix_name)
+    return str(archive) if archive else None

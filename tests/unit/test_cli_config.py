@@ -1,7 +1,6 @@
 """`hubstead config` verbs on a config.yaml in a temporary directory (no machine changes:
 the verbs that restart or converge are covered by the integration tests)."""
 
-import json
 
 import pytest
 import yaml

@@ -1,5 +1,3 @@
-import pytest
-
 from hubstead import config, converge
 
 

@@ -41,7 +41,22 @@ def test_mapping(user_config, cls, trait, expected):
 def test_cli_service_is_admin_with_its_token():
     hub = settings({})["JupyterHub"]
     assert {"name": "hubstead-cli", "api_token": "ct"} in hub["services"]
-    assert {"name": "admin", "services": ["hubstead-cli"]} in hub["load_roles"]
+    assert {"name": "admin", "services": ["hubstead-cli", "teacher"]} in hub["load_roles"]
+
+
+def test_teacher_page_is_a_managed_service_behind_oauth():
+    hub = settings({})["JupyterHub"]
+    (teacher,) = [s for s in hub["services"] if s["name"] == "teacher"]
+    assert teacher["url"] == "http://127.0.0.1:15002"
+    assert teacher["command"][1:] == ["-m", "hubstead.teacher"]
+
+
+def test_lockout_and_removal_policy_reach_the_authenticator():
+    out = settings({"users": {"lockout": {"max_failures": 3, "minutes": 5},
+                              "removal": {"home": "delete", "account": "delete"}}})
+    assert out["HubsteadAuthenticator"] == {"lockout_max_failures": 3, "lockout_minutes": 5}
+    assert out["Authenticator"]["removal_home"] == "delete"
+    assert out["Authenticator"]["removal_account"] == "delete"
 
 
 def test_culler_on_by_default_with_its_settings():
@@ -55,7 +70,7 @@ def test_culler_on_by_default_with_its_settings():
 
 def test_culler_off():
     hub = settings({"services": {"cull": {"enabled": False}}})["JupyterHub"]
-    assert [s["name"] for s in hub["services"]] == ["hubstead-cli"]
+    assert [s["name"] for s in hub["services"]] == ["hubstead-cli", "teacher"]
 
 
 def test_default_authenticator_is_hubsteads_own():

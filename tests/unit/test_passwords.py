@@ -60,3 +60,46 @@ def test_remove(store):
     store.set("alice", "correct horse")
     store.remove("alice")
     assert not store.has("alice")
+
+
+def test_lockout_after_repeated_failures_refuses_even_the_right_password(store, monkeypatch):
+    from hubstead.passwords import Lockout
+    policy = Lockout(max_failures=3, seconds=60)
+    store.set("alice", "correct horse")
+    for _ in range(3):
+        assert not store.verify("alice", "wrong", policy)
+    assert store.account("alice").locked
+    assert not store.verify("alice", "correct horse", policy)
+    clock = __import__("time").time() + 61
+    monkeypatch.setattr("hubstead.passwords.time.time", lambda: clock)
+    assert store.verify("alice", "correct horse", policy)  # the lock expired
+
+
+def test_a_success_resets_the_failure_count(store):
+    from hubstead.passwords import Lockout
+    policy = Lockout(max_failures=3, seconds=60)
+    store.set("alice", "correct horse")
+    store.verify("alice", "wrong", policy)
+    store.verify("alice", "wrong", policy)
+    assert store.verify("alice", "correct horse", policy)
+    assert store.account("alice").failures == 0
+    store.verify("alice", "wrong", policy)
+    assert not store.account("alice").locked
+
+
+def test_teacher_unlocks(store):
+    from hubstead.passwords import Lockout
+    store.set("alice", "correct horse")
+    for _ in range(2):
+        store.verify("alice", "wrong", Lockout(max_failures=2, seconds=600))
+    assert store.account("alice").locked
+    assert store.unlock("alice")
+    assert store.verify("alice", "correct horse", Lockout(max_failures=2, seconds=600))
+    assert not store.unlock("nobody")
+
+
+def test_must_change_is_recorded_and_cleared_by_a_new_password(store):
+    store.set("alice", "initial-pass", must_change=True)
+    assert store.account("alice").must_change
+    store.set("alice", "chosen-by-alice")
+    assert not store.account("alice").must_change

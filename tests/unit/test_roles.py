@@ -2,7 +2,6 @@
 hubstead.converge (a typo'd variable would only fail on a real machine)."""
 
 import re
-from pathlib import Path
 
 import pytest
 import yaml

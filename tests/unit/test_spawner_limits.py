@@ -3,9 +3,9 @@ from types import SimpleNamespace
 from hubstead.spawner import HubsteadSpawner
 
 
-def limits(global_limits, group_limits, groups):
+def limits(global_limits, group_limits, groups, properties=None):
     fake = SimpleNamespace(_global_limits=global_limits, group_limits=group_limits)
-    return HubsteadSpawner.limits_for(fake, groups)
+    return HubsteadSpawner.limits_for(fake, {g: (properties or {}).get(g, {}) for g in groups})
 
 
 def test_no_group_keeps_the_global_limits():
@@ -24,3 +24,8 @@ def test_most_generous_group_wins_but_never_below_global():
 
 def test_group_limit_without_a_global_one():
     assert limits((None, None), {"lab": {"memory": "512M"}}, ["lab"]) == (512 * 2**20, None)
+
+
+def test_limits_a_teacher_set_on_the_group():
+    assert limits((None, None), {}, ["lab"], {"lab": {"memory": "3G", "cpu": "2"}}) == (3 * 2**30, 2.0)
+    assert limits((None, None), {"lab": {"memory": "4G"}}, ["lab"], {"lab": {"memory": "3G"}}) == (4 * 2**30, None)

@@ -1,0 +1,197 @@
+"""The teacher's page: a JupyterHub service (/services/teacher/) for hub admins.
+
+What JupyterHub's own admin page lacks: adding a class from a pasted list or a CSV with
+initial passwords (shown once, offered as a CSV download, never stored in clear or
+logged), password resets and unlocks, removing users (the removal policy follows),
+group limits, and each user's Unix account, server, memory and last activity.
+
+It runs as root under the hub (a managed service), because it manages passwords and
+accounts; it acts on the hub through the REST API with its own admin token.
+"""
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import ioloop, web
+
+from . import config, enrol, hubapi, paths, roster, unixusers, usernames
+from .passwords import PasswordStore, WeakPassword, check_strength, generate
+from .systemd import unit_memory
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "web" / "templates" / "teacher")),
+    autoescape=True,
+)
+MAX_UPLOAD = 1 << 20  # a class list, not a data set
+
+
+def _size(value: int | None) -> str:
+    if value is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+
+
+def account_state(hub_name: str) -> str:
+    unix_name = usernames.unix_name(hub_name)
+    if not unixusers.exists(unix_name):
+        return "missing"
+    return "locked" if unixusers.is_locked(unix_name) else "active"
+
+
+class TeacherHandler(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, api: hubapi.HubAPI):
+        self.api = api
+        self.store = PasswordStore()
+
+    def get_current_user(self):
+        user = super().get_current_user()
+        if user and not user.get("admin"):
+            raise web.HTTPError(403, "The teacher's page is for hub admins.")
+        return user
+
+    def render_page(self, template: str, **values) -> None:
+        effective = config.load()
+        self.finish(TEMPLATES.get_template(template).render(
+            prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/"),
+            hub_prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/",
+            xsrf_form_html=self.xsrf_form_html(), user=self.current_user,
+            own_passwords=effective["auth"]["type"] == "hubstead", **values))
+
+    def groups_of(self) -> list[dict]:
+        return sorted(self.api.request("GET", "/groups?limit=10000"), key=lambda g: g["name"])
+
+
+class Dashboard(TeacherHandler):
+    @web.authenticated
+    async def get(self):
+        users = await asyncio.to_thread(self.api.users)
+        rows = []
+        for user in sorted(users, key=lambda u: u["name"]):
+            server = user.get("servers", {}).get("")
+            running = bool(server and server.get("ready") and not server.get("stopped"))
+            account = self.store.account(user["name"])
+            rows.append({
+                "name": user["name"],
+                "admin": user.get("admin"),
+                "groups": ", ".join(user.get("groups", [])),
+                "account": account_state(user["name"]),
+                "server": "running" if running else ("starting" if server and server.get("pending") else "stopped"),
+                "memory": _size(unit_memory(f"{usernames.unix_name(user['name'])}.service")) if running else "–",
+                "last_activity": (user.get("last_activity") or "never")[:19].replace("T", " "),
+                "login": "locked" if account and account.locked else
+                         ("must change password" if account and account.must_change else
+                          ("ok" if account else "no password")),
+            })
+        self.render_page("dashboard.html", users=rows, groups=self.groups_of(),
+                         removal=config.load()["users"]["removal"])
+
+
+class AddUsers(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        parts = [self.get_body_argument("names", "")]
+        upload = self.request.files.get("csv")
+        if upload:
+            if len(upload[0]["body"]) > MAX_UPLOAD:
+                raise web.HTTPError(413, "The CSV is larger than 1 MiB.")
+            parts.append(upload[0]["body"].decode("utf-8-sig", errors="replace"))
+        # Line numbers in the report count from the start of what was given.
+        text = "\n".join(p for p in parts if p.strip())
+        default_group = self.get_body_argument("group", "").strip() or None
+        outcomes, issued = await asyncio.to_thread(
+            enrol.enrol, self.api, self.store, roster.parse(text), default_group)
+        csv_text = roster.passwords_csv(issued) if issued else ""
+        self.render_page("added.html", outcomes=outcomes, issued=sorted(issued.items()),
+                         csv_data=base64.b64encode(csv_text.encode()).decode())
+
+
+class ResetPassword(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        name = usernames.validate(self.get_body_argument("name"))
+        typed = self.get_body_argument("password", "").strip()
+        must_change = self.get_body_argument("must_change", "") == "on"
+        password = typed or generate()
+        try:
+            check_strength(password)
+        except WeakPassword as e:
+            raise web.HTTPError(400, str(e)) from None
+        await asyncio.to_thread(self.store.set, name, password, must_change)
+        self.render_page("reset.html", name=name, password=password, must_change=must_change)
+
+
+class Unlock(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        name = usernames.validate(self.get_body_argument("name"))
+        await asyncio.to_thread(self.store.unlock, name)
+        self.redirect(self.settings["prefix"])
+
+
+class RemoveUser(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        name = usernames.validate(self.get_body_argument("name"))
+        if name == self.current_user["name"]:
+            raise web.HTTPError(400, "You can't remove yourself.")
+        # The hub stops the server, then its delete_user hook applies the removal policy.
+        await asyncio.to_thread(self.api.request, "DELETE", f"/users/{name}", None, 120)
+        await asyncio.to_thread(self.store.remove, name)
+        unix_name = usernames.unix_name(name)
+        archives = sorted(paths.ARCHIVE_DIR.glob(f"{unix_name}-*.tar.gz")) if paths.ARCHIVE_DIR.exists() else []
+        self.render_page("removed.html", name=name, account=account_state(name),
+                         archive=str(archives[-1]) if archives else None)
+
+
+class GroupLimits(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        group = self.get_body_argument("group").strip()
+        memory = self.get_body_argument("memory", "").strip().upper() or None
+        cpu = self.get_body_argument("cpu", "").strip() or None
+        try:
+            config.validate({"limits": {"groups": {group: {"memory": memory, "cpu": float(cpu) if cpu else None}}}})
+        except (config.ConfigError, ValueError) as e:
+            raise web.HTTPError(400, f"{e}".replace("limits.groups.", "group ")) from None
+        properties = {k: v for k, v in (("memory", memory), ("cpu", float(cpu) if cpu else None)) if v is not None}
+        await asyncio.to_thread(self._set_limits, group, properties)
+        self.redirect(self.settings["prefix"])
+
+    def _set_limits(self, group: str, properties: dict) -> None:
+        enrol.ensure_group(self.api, group)
+        self.api.request("PUT", f"/groups/{group}/properties", properties)
+
+
+def make_app() -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/")
+    api = hubapi.HubAPI(url=os.environ["JUPYTERHUB_API_URL"], token=os.environ["JUPYTERHUB_API_TOKEN"])
+    handlers = [
+        ("", Dashboard), ("add", AddUsers), ("reset", ResetPassword), ("unlock", Unlock),
+        ("remove", RemoveUser), ("groups", GroupLimits),
+    ]
+    return web.Application(
+        [(url_path_join(prefix, path), cls, {"api": api}) for path, cls in handlers]
+        + [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
+        cookie_secret=os.urandom(32),
+        xsrf_cookies=True,
+        prefix=prefix,
+    )
+
+
+def main() -> None:
+    url = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:15002")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    make_app().listen(port, address="127.0.0.1")
+    ioloop.IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()
