@@ -30,6 +30,15 @@ class HubSession:
             timeout=60,
         )
 
+    def change_password(self, current: str, new: str) -> requests.Response:
+        self.http.get(f"{self.base}/hub/change-password", timeout=30).raise_for_status()
+        return self.http.post(
+            f"{self.base}/hub/change-password",
+            data={"current_password": current, "new_password": new, "confirm_password": new,
+                  "_xsrf": self.xsrf()},
+            timeout=60,
+        )
+
     def api(self, method: str, path: str, **kwargs) -> requests.Response:
         headers = {"X-XSRFToken": self.xsrf()}
         return self.http.request(method, f"{self.base}/hub/api{path}", headers=headers, timeout=60, **kwargs)
