@@ -15,6 +15,7 @@ from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.utils import url_path_join
 from tornado import web
 from traitlets import Integer, Unicode
+from traitlets.config import LoggingConfigurable
 
 from . import passwords, paths, unixusers
 from .passwords import Lockout, PasswordStore, WeakPassword
@@ -23,7 +24,7 @@ from .passwords import Lockout, PasswordStore, WeakPassword
 WEB_TEMPLATES = str(Path(__file__).parent / "web" / "templates")
 
 
-class UnixAccountsMixin:
+class UnixAccountsMixin(LoggingConfigurable):
     """The machine follows the hub: a user's Unix account is created when JupyterHub
     adds the user (any route), and the removal policy applied when it deletes them."""
 

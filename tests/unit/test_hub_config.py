@@ -135,3 +135,14 @@ def test_the_hub_follows_the_applied_proxy_settings(tmp_path, monkeypatch):
     hub_config.apply(c, config_file)
     assert c["JupyterHub"].bind_url == "http://:80/"  # not yet applied
     assert c["Spawner"].mem_limit == "1G"  # hub-only settings follow config.yaml at once
+
+
+@pytest.mark.parametrize("auth_type", ["hubstead", "firstuse", "github"])
+def test_the_configured_authenticator_can_be_made_with_hubsteads_settings(auth_type):
+    from traitlets.config import Config
+
+    out = settings({"auth": {"type": auth_type}, "users": {"removal": {"home": "delete"}}})
+    c = Config({cls: traits for cls, traits in out.items() if cls in ("Authenticator", "HubsteadAuthenticator")})
+    authenticator = out["JupyterHub"]["authenticator_class"](config=c)
+    assert authenticator.removal_home == "delete"
+    assert authenticator.admin_users == set()
