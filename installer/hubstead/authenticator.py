@@ -107,7 +107,6 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
     )
     lockout_max_failures = Integer(5, config=True, help="users.lockout.max_failures (0: never lock)")
     lockout_minutes = Integer(10, config=True, help="users.lockout.minutes")
-    login_handler = HubsteadLoginHandler
 
     def lockout(self) -> Lockout:
         return Lockout(self.lockout_max_failures, self.lockout_minutes * 60)
@@ -130,7 +129,7 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
             raise web.HTTPError(403, "Choose your own password first: use Password in the menu bar.")
 
     def get_handlers(self, app):
-        return [*super().get_handlers(app), ("/change-password", ChangePasswordHandler)]
+        return [("/login", HubsteadLoginHandler), ("/change-password", ChangePasswordHandler)]
 
 
 def for_type(auth_type: str) -> type:

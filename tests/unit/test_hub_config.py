@@ -146,3 +146,9 @@ def test_the_configured_authenticator_can_be_made_with_hubsteads_settings(auth_t
     authenticator = out["JupyterHub"]["authenticator_class"](config=c)
     assert authenticator.removal_home == "delete"
     assert authenticator.admin_users == set()
+
+
+def test_hubstead_login_and_change_password_pages_are_registered():
+    from hubstead.authenticator import ChangePasswordHandler, HubsteadLoginHandler
+    handlers = dict(HubsteadAuthenticator().get_handlers(None))
+    assert handlers == {"/login": HubsteadLoginHandler, "/change-password": ChangePasswordHandler}
