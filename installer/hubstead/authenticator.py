@@ -68,7 +68,8 @@ class ChangePasswordHandler(BaseHandler):
         account = self._store().account(self.current_user.name)
         html = await self.render_template(
             "change-password.html", must_change=bool(account and account.must_change),
-            min_length=passwords.MIN_LENGTH, error=None, done=False, **extra)
+            min_length=passwords.MIN_LENGTH, error=None, done=False,
+            xsrf=self.xsrf_token.decode("ascii"), **extra)
         self.finish(html)
 
     @web.authenticated
