@@ -64,12 +64,12 @@ class ChangePasswordHandler(BaseHandler):
     def _store(self) -> PasswordStore:
         return PasswordStore(self.authenticator.password_store)
 
-    async def _page(self, **extra):
+    async def _page(self, error: str | None = None, done: bool = False):
         account = self._store().account(self.current_user.name)
         html = await self.render_template(
             "change-password.html", must_change=bool(account and account.must_change),
-            min_length=passwords.MIN_LENGTH, error=None, done=False,
-            xsrf=self.xsrf_token.decode("ascii"), **extra)
+            min_length=passwords.MIN_LENGTH, error=error, done=done,
+            xsrf=self.xsrf_token.decode("ascii"))
         self.finish(html)
 
     @web.authenticated
