@@ -40,8 +40,11 @@ def _run(*cmd: str) -> None:
 
 
 def is_locked(unix_name: str) -> bool:
-    status = subprocess.run(["passwd", "--status", unix_name], capture_output=True, text=True).stdout.split()
-    return len(status) > 1 and status[1] == "L"
+    """Locked by the removal policy: the account has expired. (Its Unix password is
+    always locked: hub users log in through the hub, never with a Unix password.)"""
+    entry = subprocess.run(["getent", "shadow", unix_name], capture_output=True, text=True).stdout.split(":")
+    expires = entry[7] if len(entry) > 7 else ""
+    return expires.isdigit() and int(expires) * 86400 <= time.time()
 
 
 def ensure(hub_name: str) -> str:
@@ -54,7 +57,7 @@ def ensure(hub_name: str) -> str:
         _run("useradd", "--create-home", "--user-group", "--groups", USERS_GROUP,
              "--shell", "/bin/bash", "--comment", f"Hubstead user {hub_name}", unix_name)
     elif is_locked(unix_name):  # removed earlier with the account locked, now back
-        _run("usermod", "--unlock", "--expiredate", "", unix_name)
+        _run("usermod", "--expiredate", "", unix_name)
     account = pwd.getpwnam(unix_name)
     home = Path(account.pw_dir)
     if not home.exists():  # its home was archived or deleted when the user was removed
@@ -90,5 +93,6 @@ def remove(hub_name: str, home_policy: str, account_policy: str) -> str | None:
     if account_policy == "delete":
         _run("userdel", unix_name)
     else:
-        _run("usermod", "--lock", "--expiredate", "1", unix_name)
+        # Expired accounts can't log in by any means (ssh keys, cron, su) until re-added.
+        _run("usermod", "--expiredate", "1", unix_name)
     return str(archive) if archive else None

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import ElementClickInterceptedException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
@@ -100,7 +100,16 @@ class Browser:
         element.send_keys(text)
 
     def click(self, css: str) -> None:
-        WebDriverWait(self.driver, 30).until(EC.element_to_be_clickable((By.CSS_SELECTOR, css))).click()
+        element = WebDriverWait(self.driver, 30).until(EC.element_to_be_clickable((By.CSS_SELECTOR, css)))
+        # Selenium scrolls just enough to show the element: at the window's edge, sticky
+        # or neighbouring content can still take the click. Centre it first.
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", element)
+        try:
+            element.click()
+        except ElementClickInterceptedException:
+            # Still covered (headless viewport quirks at the bottom edge): click it as a
+            # script would; the form is submitted the same way.
+            self.driver.execute_script("arguments[0].click()", element)
 
     def text_of(self, css: str) -> str:
         return self.wait_for(css).text
