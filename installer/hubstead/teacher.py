@@ -28,6 +28,9 @@ TEMPLATES = jinja2.Environment(
     autoescape=True,
 )
 MAX_UPLOAD = 1 << 20  # a class list, not a data set
+# What users.removal does, in words for the page.
+HOME_FATE = {"archive": "archived to /var/lib/hubstead/archive", "delete": "deleted", "keep": "kept"}
+ACCOUNT_FATE = {"lock": "locked", "delete": "deleted"}
 
 
 def _size(value: int | None) -> str:
@@ -90,8 +93,9 @@ class Dashboard(TeacherHandler):
                          ("must change password" if account and account.must_change else
                           ("ok" if account else "no password")),
             })
+        removal = config.load()["users"]["removal"]
         self.render_page("dashboard.html", users=rows, groups=self.groups_of(),
-                         removal=config.load()["users"]["removal"])
+                         home_fate=HOME_FATE[removal["home"]], account_fate=ACCOUNT_FATE[removal["account"]])
 
 
 class AddUsers(TeacherHandler):
