@@ -6,7 +6,6 @@ import csv
 import re
 
 import pytest
-import requests
 from browser import Browser
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code
 
