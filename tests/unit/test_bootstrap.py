@@ -86,3 +86,9 @@ def test_a_checkout_is_copied_before_building(tmp_path):
         import shutil
         shutil.rmtree(tmp)
     assert bootstrap.install_spec("hubstead==1.0") == ("hubstead==1.0", None)
+
+
+def test_the_documented_admin_password_is_accepted():
+    from hubstead.install import parse_admin
+    admin = parse_admin("teacher:S3cret")  # the README's and the mission's example
+    assert (admin.name, admin.password) == ("teacher", "S3cret")

@@ -28,7 +28,7 @@ def test_store_is_root_only_and_holds_no_clear_text(store):
 
 
 def test_weak_password_is_refused_and_nothing_written(store):
-    with pytest.raises(WeakPassword, match="at least 8"):
+    with pytest.raises(WeakPassword, match="at least 6"):
         store.set("alice", "short")
     assert not store.path.exists()
 
