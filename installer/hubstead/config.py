@@ -88,7 +88,9 @@ DEFAULTS: dict = {
         # Strict-Transport-Security, sent with trusted certificates only (not self-signed).
         "hsts": True,
         "manual": {"cert": None, "key": None},
-        "letsencrypt": {"email": None, "domains": [], "staging": False, "server": None},
+        # preflight: check DNS and port 80 before asking the ACME server (turn off only
+        # where this machine can't reach its own public address, e.g. no NAT hairpin).
+        "letsencrypt": {"email": None, "domains": [], "staging": False, "server": None, "preflight": True},
     },
 }
 
@@ -252,6 +254,7 @@ CHECKS = {
     "https.letsencrypt.domains": _check_domains,
     "https.letsencrypt.staging": _check_bool,
     "https.letsencrypt.server": _check_acme_server,
+    "https.letsencrypt.preflight": _check_bool,
 }
 # Keys with a name chosen by the admin: (pattern, check).
 PATTERN_CHECKS = [

@@ -225,7 +225,8 @@ def preflight(domains: list[str], http_port: int = 80) -> None:
                 problems.append(f"{domain} resolves to {', '.join(addresses)} but http://{domain}{port}/ "
                                 f"is not reachable ({reason}): open port {http_port} to the internet "
                                 "(cloud firewall / security group), and check the name points to this "
-                                f"machine ({here})")
+                                f"machine ({here}); if it does and this machine just can't reach its "
+                                "own public address, set https.letsencrypt.preflight false")
                 continue
             if answer != token:
                 problems.append(f"{domain} resolves to {', '.join(addresses)}, which answered ({answer[:40]!r}) "
@@ -327,7 +328,8 @@ def prepare(effective: dict) -> None:
         if needs_certificate(le):
             redirect_on = paths.HTTP_RULES_FILE.exists() and "to-https" in paths.HTTP_RULES_FILE.read_text()
             write_http_rules(acme=True, redirect=redirect_on, https_port=https["port"])
-            preflight(le["domains"], effective["http"]["port"])
+            if le["preflight"]:
+                preflight(le["domains"], effective["http"]["port"])
             obtain(le)
         else:
             deploy(lineage())

@@ -124,3 +124,17 @@ def test_acme_server_choice():
     assert tls.acme_server(le) == "https://acme-v02.api.letsencrypt.org/directory"
     assert "staging" in tls.acme_server({**le, "staging": True})
     assert tls.acme_server({**le, "server": "https://localhost:14000/dir"}) == "https://localhost:14000/dir"
+
+
+def test_preflight_can_be_turned_off_where_the_machine_cannot_reach_itself(monkeypatch):
+    calls = []
+    monkeypatch.setattr(tls, "preflight", lambda *a: calls.append("preflight"))
+    monkeypatch.setattr(tls, "obtain", lambda le: calls.append("obtain"))
+    monkeypatch.setattr(tls, "needs_certificate", lambda le: True)
+    base = {"mode": "letsencrypt", "letsencrypt": {"email": "a@example.edu", "domains": ["hub.example.edu"]}}
+    tls.prepare(config.validate({"https": base}))
+    assert calls == ["preflight", "obtain"]
+    calls.clear()
+    base["letsencrypt"]["preflight"] = False
+    tls.prepare(config.validate({"https": base}))
+    assert calls == ["obtain"]
