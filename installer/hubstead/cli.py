@@ -44,7 +44,9 @@ def install(admin_specs, user_env):
     try:
         admins = [parse_admin(spec) for spec in admin_specs]
         for admin in admins:
-            admin.password = admin.password or handed_over.get(admin.name)
+            if admin.password is None and admin.name in handed_over:
+                admin.password = handed_over[admin.name]
+                check_strength(admin.password)
     except (usernames.InvalidUsername, WeakPassword) as e:
         fail(f"--admin: {e}")
     progress = Progress()
@@ -60,7 +62,7 @@ def install(admin_specs, user_env):
         click.echo(f"  URL:   {url}")
     for name in summary["admins"]:
         password = summary["generated"].get(name)
-        shown = f"password: {password}   (shown once: write it down)" if password else "password: as given"
+        shown = f"password: {password}   (shown once: write it down)" if password else "password: as set"
         click.echo(f"  admin: {name}   {shown}")
 
 

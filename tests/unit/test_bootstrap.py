@@ -92,3 +92,16 @@ def test_the_documented_admin_password_is_accepted():
     from hubstead.install import parse_admin
     admin = parse_admin("teacher:S3cret")  # the README's and the mission's example
     assert (admin.name, admin.password) == ("teacher", "S3cret")
+
+
+def test_a_too_short_handed_over_password_is_one_line_and_changes_nothing(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from hubstead import cli, paths
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(paths, "CONFIG_FILE", tmp_path / "config.yaml")
+    monkeypatch.setenv(cli.ADMIN_PASSWORDS_ENV, json.dumps({"teacher": "abc"}))
+    r = CliRunner().invoke(cli.main, ["install", "--admin", "teacher"])
+    assert r.exit_code == 1
+    assert r.output.strip() == "hubstead: error: --admin: password too short: use at least 6 characters"
+    assert not paths.CONFIG_FILE.exists()
