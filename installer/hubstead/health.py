@@ -27,7 +27,9 @@ def wait_for_hub(effective: dict, timeout: float = 120) -> float:
     section = effective["https"] if effective["https"]["mode"] != "off" else effective["http"]
     url = hub_url(effective, section["address"] or "127.0.0.1") + "hub/api/"
     # Through the proxy as it is: a self-signed or not-yet-trusted certificate is fine here.
-    unverified = ssl._create_unverified_context()
+    unverified = ssl.create_default_context()
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
     start = time.monotonic()
     while True:
         try:
