@@ -21,7 +21,7 @@ def _dump(value) -> str:
 
 def _parse(key: str, text: str, user_config: dict):
     """A command-line value typed for its key (authenticator traits by their own type)."""
-    if key.startswith("auth.") and key.count(".") == 2 and key.split(".")[1][:1].isupper():
+    if config.AUTH_TRAIT_KEY.match(key):
         from .authenticator import parse_trait_value
 
         auth_type = config.merge(config.DEFAULTS, user_config)["auth"]["type"]

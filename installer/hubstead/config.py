@@ -98,6 +98,8 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 MEMORY_PATTERN = re.compile(r"^\d+(\.\d+)?[KMGT]?$")
 GROUP_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+# auth.<Class>.<trait>: one setting of an authenticator class (its value may be a mapping).
+AUTH_TRAIT_KEY = re.compile(r"^auth\.[A-Z]\w*\.\w+$")
 
 
 class ConfigError(ValueError):
@@ -261,15 +263,13 @@ PATTERN_CHECKS = [
     (re.compile(rf"^users\.extra_user_groups\.{GROUP_NAME}$"), _check_str_list),
     (re.compile(rf"^limits\.groups\.{GROUP_NAME}\.memory$"), _check_memory),
     (re.compile(rf"^limits\.groups\.{GROUP_NAME}\.cpu$"), _check_cpu),
-    (re.compile(r"^auth\.[A-Z]\w*\.\w+$"), _check_auth_trait),
+    (AUTH_TRAIT_KEY, _check_auth_trait),
 ]
-# Mappings that are one value (a trait may take a dict), not more keys.
-_LEAF = re.compile(r"^auth\.[A-Z]\w*\.\w+$")
 
 
 def flat(tree: dict) -> dict:
     """Dotted keys to values; an authenticator trait's dict value stays one value."""
-    return keys.flatten(tree, is_leaf=_LEAF.match)
+    return keys.flatten(tree, is_leaf=AUTH_TRAIT_KEY.match)
 
 
 def check_for(key: str):

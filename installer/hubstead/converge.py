@@ -59,6 +59,11 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     return sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
 
 
+def machine_keys(keys: list[str]) -> list[str]:
+    """The keys among ``keys`` that a role beyond the hub's must apply."""
+    return [k for k in keys if k.startswith(tuple(p for ps in ROLE_KEYS.values() for p in ps))]
+
+
 def roles_for(keys: list[str]) -> list[str]:
     """The roles that must run for changed ``keys`` (the hub role always: it restarts the hub)."""
     needed = {role for role, prefixes in ROLE_KEYS.items() for k in keys if k.startswith(prefixes)}

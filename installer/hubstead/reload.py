@@ -16,8 +16,7 @@ def check_nothing_to_apply(effective: dict) -> None:
     applied = converge.load_applied()
     if applied is None:
         return
-    pending = [k for k in converge.changed_keys(applied, effective)
-               if any(k.startswith(p) for ps in converge.ROLE_KEYS.values() for p in ps)]
+    pending = converge.machine_keys(converge.changed_keys(applied, effective))
     if pending:
         raise PendingApply(f"{', '.join(pending)} changed since the machine was last set up: "
                            "run `sudo hubstead config apply` (a reload can't apply it)")

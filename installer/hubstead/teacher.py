@@ -20,7 +20,7 @@ from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
 
 from . import config, enrol, hubapi, paths, roster, unixusers, usernames
-from .passwords import PasswordStore, WeakPassword, check_strength, generate
+from .passwords import PasswordStore, WeakPassword, generate
 from .systemd import unit_memory
 
 TEMPLATES = jinja2.Environment(
@@ -125,10 +125,9 @@ class ResetPassword(TeacherHandler):
         must_change = self.get_body_argument("must_change", "") == "on"
         password = typed or generate()
         try:
-            check_strength(password)
+            await asyncio.to_thread(self.store.set, name, password, must_change)
         except WeakPassword as e:
             raise web.HTTPError(400, str(e)) from None
-        await asyncio.to_thread(self.store.set, name, password, must_change)
         self.render_page("reset.html", name=name, password=password, must_change=must_change)
 
 

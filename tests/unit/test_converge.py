@@ -26,3 +26,11 @@ def test_digest_changes_with_the_config_only():
 def test_no_secret_reaches_ansible(tmp_path, monkeypatch):
     variables = converge.role_variables(config.validate({}))
     assert not any("secret" in k or "password" in k or "token" in k for k in variables)
+
+
+def test_machine_keys_are_those_a_reload_cannot_apply():
+    changed = ["http.port", "https.mode", "limits.memory", "user_environment.pip_packages",
+               "user_environment.default_app"]
+    assert converge.machine_keys(changed) == ["http.port", "https.mode", "user_environment.pip_packages"]
+    assert converge.roles_for(["limits.memory"]) == ["hub"]
+    assert converge.roles_for(["https.mode", "user_environment.pip_packages"]) == ["user_env", "proxy", "hub"]
