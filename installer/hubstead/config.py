@@ -58,7 +58,8 @@ DEFAULTS: dict = {
         "removal": {"home": "archive", "account": "lock"},
     },
     # limits.groups.<hub group>.{memory,cpu} override the global limits for members.
-    "limits": {"memory": None, "cpu": None, "groups": {}},
+    # concurrent_spawns: servers starting at once, the others queue (null: cores + 1).
+    "limits": {"memory": None, "cpu": None, "groups": {}, "concurrent_spawns": None},
     "user_environment": {
         "manager": "conda",
         "default_app": "lab",
@@ -129,6 +130,19 @@ def _check_int(low, high=None):
             high is not None and value > high
         ):
             _refuse(key, value, f"an integer from {low} to {high}" if high is not None else f"an integer >= {low}")
+
+    return check
+
+
+def _check_optional_int(low):
+    check_int = _check_int(low)
+
+    def check(key, value):
+        if value is not None:
+            try:
+                check_int(key, value)
+            except ConfigError:
+                _refuse(key, value, f"an integer >= {low}, or null")
 
     return check
 
@@ -232,6 +246,7 @@ CHECKS = {
     "users.removal.account": _check_choice("lock", "delete"),
     "limits.memory": _check_memory,
     "limits.cpu": _check_cpu,
+    "limits.concurrent_spawns": _check_optional_int(1),
     "user_environment.manager": _check_choice("conda", "venv"),
     "user_environment.default_app": _check_choice("lab", "notebook"),
     "user_environment.pip_packages": _check_str_list,

@@ -77,6 +77,9 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             ],
             "template_paths": [authenticator.WEB_TEMPLATES],
             "template_vars": {"hubstead_passwords": effective["auth"]["type"] == "hubstead"},
+            # Starts queue in HubsteadSpawner (limits.concurrent_spawns) instead of being
+            # refused with "429 Too many users trying to log in".
+            "concurrent_spawn_limit": 0,
         },
         "TraefikProxy": {
             "should_start": False,  # traefik is its own systemd unit
@@ -112,6 +115,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             "sudoers": sorted(users["sudoers"]),
             "group_limits": limits["groups"],
             "extra_user_groups": users["extra_user_groups"],
+            "concurrent_spawns": limits["concurrent_spawns"] or 0,
         },
     }
     # auth.<Class>.<trait>: passed through to the authenticator's classes as is.

@@ -3,13 +3,14 @@ user's own Unix account, from the shared user environment."""
 
 import asyncio
 import functools
+import itertools
 import subprocess
 
 from systemdspawner import SystemdSpawner
 from jupyterhub.traitlets import ByteSpecification
-from traitlets import Dict, List, Unicode, default
+from traitlets import Dict, Integer, List, Unicode, default
 
-from . import paths, unixusers, usernames
+from . import admission, paths, unixusers, usernames
 
 SUDOERS_GROUP = "hubstead-sudoers"
 TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
@@ -17,7 +18,30 @@ TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
 METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254"
 
 
+# How often a starting server's port is tried: a short interval, as the start holds one
+# of the few admission slots until it answers.
+READY_POLL_SECONDS = 0.2
+UNIT_CHECK_EVERY = 10  # polls, i.e. every 2 s
+# How often a waiting student's progress page is refreshed even when the queue is still.
+QUEUE_PROGRESS_SECONDS = 5
+
+_spawn_queue: admission.SpawnQueue | None = None
+
+
+def spawn_queue(limit: int) -> admission.SpawnQueue:
+    """The hub process's one queue of server starts (limits.concurrent_spawns)."""
+    global _spawn_queue
+    if _spawn_queue is None:
+        _spawn_queue = admission.SpawnQueue(limit or admission.default_limit())
+    return _spawn_queue
+
+
 class HubsteadSpawner(SystemdSpawner):
+    concurrent_spawns = Integer(
+        0, config=True,
+        help="Servers starting at once (limits.concurrent_spawns); the others wait their turn "
+        "in arrival order. 0: one per CPU core plus one.",
+    )
     sudoers = List(
         Unicode(), config=True, help="Hub users whose servers may use sudo (users.sudoers)."
     )
@@ -78,7 +102,64 @@ class HubsteadSpawner(SystemdSpawner):
             UNIXNAME=usernames.unix_name(self.user.name),
         )
 
+    @property
+    def _queue(self) -> admission.SpawnQueue:
+        return spawn_queue(self.concurrent_spawns)
+
+    @property
+    def _queue_key(self):
+        return (self.user.name, self.name)
+
+    async def run_pre_spawn_hook(self):
+        # Wait for a start slot here, before Spawner.start: JupyterHub's start_timeout
+        # only counts from start(), so the time in the queue never times a student out.
+        queue = self._queue
+        if queue.ahead_of(self._queue_key) is None and queue.starting >= queue.limit:
+            self.log.info("Server start of %s queued: %r", self._log_name, queue)
+        await queue.wait_turn(self._queue_key)
+        result = super().run_pre_spawn_hook()
+        if asyncio.iscoroutine(result):
+            await result
+
+    def run_post_stop_hook(self):
+        # A start that failed before start() ran frees its slot here.
+        self._queue.release(self._queue_key)
+        return super().run_post_stop_hook()
+
+    async def progress(self):
+        queue, key = self._queue, self._queue_key
+        shown = None
+        while (ahead := queue.ahead_of(key)) is not None:
+            if ahead != shown:
+                shown = ahead
+                who = "student is" if ahead == 1 else "students are"
+                message = (f"Waiting for a free start slot: {ahead} {who} ahead of you" if ahead
+                           else "Waiting for a free start slot: you are next")
+                yield {"progress": 5, "message": message}
+            await queue.changed(QUEUE_PROGRESS_SECONDS)
+        yield {"progress": 20, "message": "Starting your server"}
+
     async def start(self):
+        try:
+            ip, port = await self._start_unit()
+            # Hold the slot until the server answers: the CPU-heavy part of a start (the
+            # imports) comes after systemd reports the unit active.
+            for attempt in itertools.count(1):
+                try:
+                    _, writer = await asyncio.open_connection(ip, port)
+                except OSError:
+                    # Asking systemd costs a process: only now and then.
+                    if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
+                        raise RuntimeError(f"{self._log_name}: the server exited while starting "
+                                           f"(journalctl -u {self.unit_name})") from None
+                    await asyncio.sleep(READY_POLL_SECONDS)
+                else:
+                    writer.close()
+                    return ip, port
+        finally:
+            self._queue.release(self._queue_key)
+
+    async def _start_unit(self):
         # Fallback for users added before Hubstead managed the machine: the account
         # normally exists since the user was added (see UnixAccountsMixin).
         unix_name = await asyncio.to_thread(unixusers.ensure, self.user.name)
@@ -92,7 +173,10 @@ class HubsteadSpawner(SystemdSpawner):
         properties = {k: v for k, v in self.unit_extra_properties.items() if k != "UMask"}
         self.unit_extra_properties = {**properties, "UMask": "0002"} if self.user.admin else properties
         self.mem_limit, self.cpu_limit = self.limits_for({g.name: g.properties for g in self.user.groups})
-        return await super().start()
+        started = await super().start()
+        if started is None:
+            raise RuntimeError(f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
+        return started
 
 
 def _set_group_membership(unix_name: str, group: str, member: bool) -> None:

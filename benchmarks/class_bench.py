@@ -1,0 +1,299 @@
+#!/usr/bin/env python3
+"""A class arriving at 9:00: N students log in within S seconds, each doing what a
+browser does, against a freshly installed Hubstead on a booted target. Prints numbers,
+asserts nothing.
+
+    sudo /var/tmp/hubstead-test-venv/bin/python benchmarks/class_bench.py -n 60 -s 30
+    ... --target hubstead-try      # use a target that is already up (bin/try-hubstead)
+
+Each client: GET /hub/login, POST the form with its _xsrf, GET /hub/spawn and follow the
+progress event stream until the server is ready, GET /user/NAME/lab through the OAuth
+round trip, start a kernel, run ``5 * 4`` over its websocket. Phases are timed per
+student; the CPU-seconds come from the units' cgroup accounting (cpu.stat).
+
+The floor: N x the CPU-seconds of one student's whole path (login, server start, kernel
+start, one cell), measured on the idle hub in the same run, divided by the cores. No
+scheduler can serve the class faster; the ratio is the last student's result to it.
+Needs aiohttp (the test venv has it, through JupyterHub); needs root.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import aiohttp
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(CHECKOUT / "tests"))
+from testbed import Testbed  # noqa: E402 (tests/ is not a package)
+
+BASE = "http://127.0.0.1"
+ADMIN, ADMIN_PASSWORD = "teacher", "bench-pass-1"
+STUDENT_PASSWORD = "class-pass-9"
+HUB_UNITS = ("jupyterhub.service", "traefik.service")
+CLIENT_TIMEOUT = 600  # seconds a client waits for any phase: failures are counted, not hung on
+
+# Runs inside the target: {unit: [cpu usec, rss kB]} over each unit's whole cgroup
+# (no memory controller in the testbed: RSS of its processes).
+UNIT_USAGE = """
+import json, os, subprocess, sys
+out = {}
+for unit in sys.argv[1:]:
+    cgroup = subprocess.run(['systemctl', 'show', '-p', 'ControlGroup', '--value', unit],
+                            capture_output=True, text=True).stdout.strip()
+    if not cgroup:
+        continue
+    base = '/sys/fs/cgroup' + cgroup
+    try:
+        with open(base + '/cpu.stat') as f:
+            usec = int(dict(line.split() for line in f)['usage_usec'])
+    except OSError:
+        continue
+    rss = 0
+    for d, _, _ in os.walk(base):
+        for pid in open(d + '/cgroup.procs').read().split():
+            try:
+                for line in open(f'/proc/{pid}/status'):
+                    if line.startswith('VmRSS:'):
+                        rss += int(line.split()[1])
+            except OSError:
+                pass
+    out[unit] = [usec, rss]
+print(json.dumps(out))
+"""
+
+
+def unit_usage(tb: Testbed, units) -> dict:
+    out = tb.exec("python3", "-c", UNIT_USAGE, *units).stdout
+    return {unit: (usec / 1e6, rss / 1024) for unit, (usec, rss) in json.loads(out).items()}
+
+
+def student_unit(name: str) -> str:
+    return f"jupyter-{name}.service"
+
+
+class Student:
+    def __init__(self, name: str, after_spawn=None):
+        self.name = name
+        self.after_spawn = after_spawn  # called (in a thread) once the server is ready
+        self.phases: dict[str, float] = {}
+        self.error: str | None = None
+        self.done_at: float | None = None  # monotonic time of the cell's result
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        try:
+            await asyncio.wait_for(self._run(session), CLIENT_TIMEOUT)
+        except Exception as e:  # noqa: BLE001 — a benchmark reports failures, it does not stop on them
+            self.error = f"{type(e).__name__}: {e}"[:300]
+
+    async def _phase(self, name, coro):
+        t0 = time.monotonic()
+        result = await coro
+        self.phases[name] = time.monotonic() - t0
+        return result
+
+    def _xsrf(self, session, path="/hub/") -> str:
+        for cookie in session.cookie_jar:
+            if cookie.key == "_xsrf" and cookie["path"] == path:
+                return cookie.value
+        raise RuntimeError(f"no _xsrf cookie for {path}")
+
+    async def _run(self, session: aiohttp.ClientSession) -> None:
+        await self._phase("login", self._login(session))
+        await self._phase("spawn", self._spawn(session))
+        if self.after_spawn:
+            await asyncio.to_thread(self.after_spawn)
+        await self._phase("lab", self._lab(session))
+        kernel = await self._phase("kernel", self._kernel(session))
+        result = await self._phase("cell", self._cell(session, kernel))
+        if result != "20":
+            raise RuntimeError(f"5 * 4 gave {result!r}")
+        self.done_at = time.monotonic()
+
+    async def _login(self, session):
+        async with session.get(f"{BASE}/hub/login") as r:
+            r.raise_for_status()
+        data = {"username": self.name, "password": STUDENT_PASSWORD, "_xsrf": self._xsrf(session)}
+        async with session.post(f"{BASE}/hub/login", data=data, allow_redirects=False) as r:
+            if r.status != 302:
+                raise RuntimeError(f"login: {r.status}")
+
+    async def _spawn(self, session):
+        # What the browser does: /hub/spawn redirects to the pending page, whose script
+        # follows the progress event stream until the server is ready.
+        async with session.get(f"{BASE}/hub/spawn", allow_redirects=False) as r:
+            if r.status not in (302, 303):
+                raise RuntimeError(f"/hub/spawn: {r.status}")
+            target = r.headers["Location"]
+        if f"/user/{self.name}/" in target:
+            return
+        url = f"{BASE}/hub/api/users/{self.name}/server/progress?_xsrf={self._xsrf(session)}"
+        async with session.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=120)) as r:
+            r.raise_for_status()
+            async for line in r.content:
+                if not line.startswith(b"data:"):
+                    continue
+                event = json.loads(line[5:])
+                if event.get("ready"):
+                    return
+                if event.get("failed"):
+                    raise RuntimeError(f"spawn failed: {event.get('message')}")
+        raise RuntimeError("progress stream ended without ready")
+
+    async def _lab(self, session):
+        # The OAuth round trip: /user/NAME/lab -> hub authorize -> oauth_callback -> lab.
+        async with session.get(f"{BASE}/user/{self.name}/lab") as r:
+            r.raise_for_status()
+            if f"/user/{self.name}/" not in str(r.url):
+                raise RuntimeError(f"lab: ended at {r.url}")
+            await r.read()
+
+    async def _kernel(self, session):
+        headers = {"X-XSRFToken": self._xsrf(session, f"/user/{self.name}/")}
+        async with session.post(f"{BASE}/user/{self.name}/api/kernels", json={"name": "python3"},
+                                headers=headers) as r:
+            r.raise_for_status()
+            return (await r.json())["id"]
+
+    async def _cell(self, session, kernel):
+        url = f"{BASE}/user/{self.name}/api/kernels/{kernel}/channels"
+        async with session.ws_connect(url, max_msg_size=0) as ws:
+            msg_id = uuid.uuid4().hex
+            await ws.send_json({
+                "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": self.name,
+                           "session": uuid.uuid4().hex, "version": "5.3"},
+                "parent_header": {}, "metadata": {}, "channel": "shell",
+                "content": {"code": "5 * 4", "silent": False, "store_history": False,
+                            "user_expressions": {}, "allow_stdin": False},
+            })
+            async for msg in ws:
+                data = json.loads(msg.data)
+                if data.get("parent_header", {}).get("msg_id") != msg_id:
+                    continue
+                if data["msg_type"] == "execute_result":
+                    return data["content"]["data"]["text/plain"]
+                if data["msg_type"] == "error":
+                    raise RuntimeError(data["content"]["evalue"])
+        raise RuntimeError("websocket closed before the result")
+
+
+async def run_class(students: list[Student], spread: float) -> float:
+    connector = aiohttp.TCPConnector(limit=0)
+
+    async def arrive(student, delay):
+        await asyncio.sleep(delay)
+        jar = aiohttp.CookieJar(unsafe=True)  # cookies for 127.0.0.1 (an address, not a name)
+        async with aiohttp.ClientSession(connector=connector, connector_owner=False, cookie_jar=jar,
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_read=180)) as s:
+            await student.run(s)
+
+    rng = random.Random(9)
+    delays = sorted(rng.uniform(0, spread) for _ in students) if spread else [0] * len(students)
+    delays[0] = 0.0
+    t0 = time.monotonic()
+    await asyncio.gather(*(arrive(s, d) for s, d in zip(students, delays)))
+    await connector.close()
+    return t0
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(q * (len(values) - 1))))] if values else float("nan")
+
+
+def add_students(tb: Testbed, names: list[str]) -> None:
+    script = "set -e\nfor n in " + " ".join(names) + "; do\n" \
+        f"  echo {STUDENT_PASSWORD} | hubstead users add \"$n\" --password-stdin >/dev/null\ndone\n"
+    tb.run("bash", "-c", script, timeout=1800)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("-n", "--students", type=int, default=60)
+    parser.add_argument("-s", "--spread", type=float, default=30, help="arrivals spread over this many seconds")
+    parser.add_argument("--target", help="use this running target (its admin is not needed)")
+    parser.add_argument("--keep", action="store_true", help="leave the new target up afterwards")
+    parser.add_argument("--prefix", default="s", help="student name prefix (a new one per run on a kept target)")
+    args = parser.parse_args()
+
+    tb = Testbed(name=args.target or "hubstead-class", binds_ro={str(CHECKOUT): "/opt/src"})
+    if not args.target:
+        tb.up()
+        t = time.monotonic()
+        tb.run("python3", "/opt/src/bin/bootstrap.py", "--from", "/opt/src", "--user-env", "venv",
+               "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", timeout=1800)
+        print(f"install: {time.monotonic() - t:.1f} s")
+    try:
+        cores = int(tb.exec("nproc").stdout)
+        solo = f"{args.prefix}solo"
+        names = [f"{args.prefix}{i}" for i in range(1, args.students + 1)]
+        t = time.monotonic()
+        add_students(tb, [solo, *names])
+        print(f"added {len(names) + 1} students with `hubstead users add` in {time.monotonic() - t:.1f} s")
+
+        # One student alone on the idle hub: the CPU of the whole path, the floor's unit.
+        time.sleep(5)
+        before = unit_usage(tb, HUB_UNITS)
+        start_cpu = {}
+        alone = Student(solo, after_spawn=lambda: start_cpu.update(unit_usage(tb, [student_unit(solo)])))
+        asyncio.run(run_class([alone], 0))
+        if alone.error:
+            print(f"the single student failed: {alone.error}")
+            return 1
+        after = unit_usage(tb, [*HUB_UNITS, student_unit(solo)])
+        hub_cpu = sum(after[u][0] - before[u][0] for u in HUB_UNITS)
+        student_cpu = after[student_unit(solo)][0]
+        path_cpu = hub_cpu + student_cpu
+        print(f"one server start: {start_cpu[student_unit(solo)][0]:.2f} CPU-s (the unit's, up to ready)")
+        print(f"one student alone: login→cell {sum(alone.phases.values()):.1f} s "
+              f"({', '.join(f'{k} {v:.2f}' for k, v in alone.phases.items())}); CPU {path_cpu:.2f} s "
+              f"= hub+proxy {hub_cpu:.2f} + server and kernel {student_cpu:.2f}")
+
+        floor = len(names) * path_cpu / cores
+        before = unit_usage(tb, HUB_UNITS)
+        client_cpu0 = time.process_time()
+        students = [Student(n) for n in names]
+        t0 = asyncio.run(run_class(students, args.spread))
+        client_cpu = time.process_time() - client_cpu0
+        usage = unit_usage(tb, [*HUB_UNITS, *map(student_unit, names)])
+
+        ok = [s for s in students if s.error is None]
+        print(f"\n{len(names)} students arriving over {args.spread:.0f} s on {cores} cores: "
+              f"{len(ok)} succeeded, {len(names) - len(ok)} failed")
+        for s in students:
+            if s.error:
+                print(f"  {s.name}: {s.error}")
+        print(f"{'phase':<8} {'p50':>7} {'p95':>7} {'max':>7}  (seconds)")
+        for phase in ("login", "spawn", "lab", "kernel", "cell"):
+            values = [s.phases[phase] for s in ok if phase in s.phases]
+            print(f"{phase:<8} {pct(values, .5):7.2f} {pct(values, .95):7.2f} {max(values, default=float('nan')):7.2f}")
+        totals = [sum(s.phases.values()) for s in ok]
+        print(f"{'total':<8} {pct(totals, .5):7.2f} {pct(totals, .95):7.2f} {max(totals, default=float('nan')):7.2f}")
+        if ok:
+            last = max(s.done_at for s in ok) - t0
+            print(f"\nlast student's result {last:.1f} s after the first arrival; "
+                  f"floor {floor:.1f} s (= {len(names)} x {path_cpu:.2f} CPU-s / {cores} cores); "
+                  f"ratio {last / floor:.2f}")
+        servers = [usage[student_unit(n)] for n in names if student_unit(n) in usage]
+        hub_class_cpu = sum(usage[u][0] - before[u][0] for u in HUB_UNITS)
+        print(f"CPU during the class: hub+proxy {hub_class_cpu:.1f} s, servers+kernels "
+              f"{sum(c for c, _ in servers):.1f} s ({statistics.mean(c for c, _ in servers):.2f} s each), "
+              f"load clients {client_cpu:.1f} s")
+        print(f"memory (RSS): hub {usage['jupyterhub.service'][1]:.0f} MiB, proxy {usage['traefik.service'][1]:.0f} MiB, "
+              f"per student (server + one kernel) median {statistics.median(m for _, m in servers):.0f} MiB, "
+              f"total {sum(m for _, m in servers) / 1024:.1f} GiB")
+    finally:
+        if not args.target and not args.keep:
+            tb.down()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
