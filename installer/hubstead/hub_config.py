@@ -6,7 +6,11 @@ value}}`` out) so it can be tested table-style; ``apply`` is what the hub's
 """
 
 import json
+import sqlite3
 import sys
+
+import bcrypt
+import sqlalchemy
 
 from . import authenticator, config, converge, paths, secrets, usernames
 
@@ -16,6 +20,8 @@ TEACHER_SERVICE = "teacher"
 TEACHER_PORT = 15002
 TRAEFIK_API_USER = "hubstead"
 DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
+TRAEFIK_API_HASH_ROUNDS = 4  # bcrypt's minimum
+SQLITE_BUSY_MS = 5000
 
 
 def _culler(cull: dict) -> tuple[list, list]:
@@ -37,6 +43,14 @@ def _culler(cull: dict) -> tuple[list, list]:
         [{"name": CULLER_SERVICE, "command": command}],
         [{"name": "idle-culler-role", "scopes": scopes, "services": [CULLER_SERVICE]}],
     )
+
+
+def traefik_api_hash(password: str) -> str:
+    """The hash traefik checks the hub's API password against, on every API call (the hub
+    makes several per route). The password is a long random secret, which no hash cost
+    protects better, so bcrypt's lowest: its default (12) costs traefik 0.3 CPU-s a call,
+    and a class starting at once timed the proxy API out."""
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=TRAEFIK_API_HASH_ROUNDS)).decode()
 
 
 def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
@@ -136,13 +150,27 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
 PROXY_SECTIONS = ("http", "https")
 
 
+def _sqlite_for_concurrent_writes(dbapi_connection, _record) -> None:
+    """Each connection to the hub's SQLite database: write-ahead log (readers never wait
+    for the writer; one fsync per checkpoint, not per commit, while staying consistent
+    across crashes with synchronous=NORMAL), and wait for a lock instead of failing."""
+    if isinstance(dbapi_connection, sqlite3.Connection):
+        cursor = dbapi_connection.cursor()
+        for pragma in ("journal_mode=WAL", "synchronous=NORMAL", f"busy_timeout={SQLITE_BUSY_MS}"):
+            cursor.execute(f"PRAGMA {pragma}")
+        cursor.close()
+
+
 def apply(c, config_file=paths.CONFIG_FILE) -> None:
     """Called from jupyterhub_config.py with its config object ``c``."""
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_for_concurrent_writes)
     effective = config.load(config_file)
     applied = converge.load_applied() or {}
     for section in PROXY_SECTIONS:
         effective[section] = applied.get(section, effective[section])
-    settings = jupyterhub_settings(effective, secrets.load())
+    hub_secrets = secrets.load()
+    settings = jupyterhub_settings(effective, hub_secrets)
+    settings["TraefikProxy"]["traefik_api_hashed_password"] = traefik_api_hash(hub_secrets["traefik_api_password"])
     for cls, traits in settings.items():
         for trait, value in traits.items():
             setattr(c[cls], trait, value)

@@ -137,6 +137,28 @@ def test_the_hub_follows_the_applied_proxy_settings(tmp_path, monkeypatch):
     assert c["Spawner"].mem_limit == "1G"  # hub-only settings follow config.yaml at once
 
 
+def test_the_hub_database_takes_concurrent_writers_and_the_proxy_api_hash_matches(tmp_path, monkeypatch):
+    import bcrypt
+    from jupyterhub import orm
+    from traitlets.config import Config
+
+    from hubstead import paths
+
+    monkeypatch.setattr(paths, "APPLIED_CONFIG", tmp_path / "applied.json")
+    monkeypatch.setattr(hub_config.secrets, "load", lambda: SECRETS)
+    c = Config()
+    hub_config.apply(c, tmp_path / "config.yaml")
+    # traefik must accept the hub's API password with the hash the hub gives it.
+    hashed = c.TraefikProxy.traefik_api_hashed_password
+    assert bcrypt.checkpw(SECRETS["traefik_api_password"].encode(), hashed.encode())
+    # The hub's own engine (as JupyterHub makes it) writes ahead and waits on locks.
+    session = orm.new_session_factory(f"sqlite:///{tmp_path}/hub.sqlite")()
+    pragma = lambda name: session.execute(orm.text(f"PRAGMA {name}")).scalar()  # noqa: E731
+    assert pragma("journal_mode") == "wal"
+    assert pragma("busy_timeout") > 0
+    session.close()
+
+
 @pytest.mark.parametrize("auth_type", ["hubstead", "firstuse", "github"])
 def test_the_configured_authenticator_can_be_made_with_hubsteads_settings(auth_type):
     from traitlets.config import Config

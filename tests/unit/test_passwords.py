@@ -42,6 +42,21 @@ def test_bcrypt_hash_verifies_and_is_upgraded_to_argon2(store):
     assert json.loads(store.path.read_text())["carol"]["hash"].startswith("$argon2id$")
 
 
+def test_costlier_argon2_hash_of_an_older_install_still_logs_in_and_is_rehashed(store):
+    import argon2
+
+    store.path.parent.mkdir(parents=True)
+    # What earlier Hubstead versions stored (passlib's argon2 defaults).
+    older = argon2.PasswordHasher(time_cost=3, memory_cost=65536, parallelism=4).hash("older-pass")
+    store.path.write_text(json.dumps({"dora": {"hash": older}}))
+    assert not store.verify("dora", "wrong-pass")
+    assert json.loads(store.path.read_text())["dora"]["hash"] == older  # a failure re-hashes nothing
+    assert store.verify("dora", "older-pass")
+    rehashed = json.loads(store.path.read_text())["dora"]["hash"]
+    assert rehashed != older and argon2.extract_parameters(rehashed).memory_cost < 65536
+    assert store.verify("dora", "older-pass")
+
+
 def test_overlong_password_against_bcrypt_is_a_failed_login_not_a_crash(store):
     import bcrypt
     store.path.parent.mkdir(parents=True)
