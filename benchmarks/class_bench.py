@@ -38,6 +38,7 @@ BASE = "http://127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "teacher", "bench-pass-1"
 STUDENT_PASSWORD = "class-pass-9"
 HUB_UNITS = ("jupyterhub.service", "traefik.service")
+SOLO_RUNS = 3
 CLIENT_TIMEOUT = 600  # seconds a client waits for any phase: failures are counted, not hung on
 
 # Runs inside the target: {unit: [cpu usec, rss kB]} over each unit's whole cgroup
@@ -232,29 +233,37 @@ def main() -> int:
         print(f"install: {time.monotonic() - t:.1f} s")
     try:
         cores = int(tb.exec("nproc").stdout)
-        solo = f"{args.prefix}solo"
+        solos = [f"{args.prefix}solo{i}" for i in range(1, SOLO_RUNS + 1)]
         names = [f"{args.prefix}{i}" for i in range(1, args.students + 1)]
         t = time.monotonic()
-        add_students(tb, [solo, *names])
-        print(f"added {len(names) + 1} students with `hubstead users add` in {time.monotonic() - t:.1f} s")
+        add_students(tb, [*solos, *names])
+        print(f"added {len(names) + len(solos)} students with `hubstead users add` in {time.monotonic() - t:.1f} s")
 
-        # One student alone on the idle hub: the CPU of the whole path, the floor's unit.
+        # Students alone on the idle hub, one after the other: the CPU of the whole path
+        # (the floor's unit) and of one server start, medians of SOLO_RUNS.
         time.sleep(5)
-        before = unit_usage(tb, HUB_UNITS)
-        start_cpu = {}
-        alone = Student(solo, after_spawn=lambda: start_cpu.update(unit_usage(tb, [student_unit(solo)])))
-        asyncio.run(run_class([alone], 0))
-        if alone.error:
-            print(f"the single student failed: {alone.error}")
-            return 1
-        after = unit_usage(tb, [*HUB_UNITS, student_unit(solo)])
-        hub_cpu = sum(after[u][0] - before[u][0] for u in HUB_UNITS)
-        student_cpu = after[student_unit(solo)][0]
-        path_cpu = hub_cpu + student_cpu
-        print(f"one server start: {start_cpu[student_unit(solo)][0]:.2f} CPU-s (the unit's, up to ready)")
-        print(f"one student alone: login→cell {sum(alone.phases.values()):.1f} s "
-              f"({', '.join(f'{k} {v:.2f}' for k, v in alone.phases.items())}); CPU {path_cpu:.2f} s "
-              f"= hub+proxy {hub_cpu:.2f} + server and kernel {student_cpu:.2f}")
+        solo_runs = []
+        for solo in solos:
+            before = unit_usage(tb, HUB_UNITS)
+            start_cpu = {}
+            alone = Student(solo, after_spawn=lambda s=solo: start_cpu.update(unit_usage(tb, [student_unit(s)])))
+            asyncio.run(run_class([alone], 0))
+            if alone.error:
+                print(f"a student alone failed: {alone.error}")
+                return 1
+            after = unit_usage(tb, [*HUB_UNITS, student_unit(solo)])
+            solo_runs.append({
+                "hub": after["jupyterhub.service"][0] - before["jupyterhub.service"][0],
+                "proxy": after["traefik.service"][0] - before["traefik.service"][0],
+                "server": after[student_unit(solo)][0],
+                "start": start_cpu[student_unit(solo)][0],
+                "wall": sum(alone.phases.values()),
+            })
+        solo = {k: statistics.median(r[k] for r in solo_runs) for k in solo_runs[0]}
+        path_cpu = solo["hub"] + solo["proxy"] + solo["server"]
+        print(f"one server start: {solo['start']:.2f} CPU-s (the unit's, up to ready; median of {len(solos)})")
+        print(f"one student alone: login→cell {solo['wall']:.1f} s; CPU {path_cpu:.2f} s = hub {solo['hub']:.2f} "
+              f"+ proxy {solo['proxy']:.2f} + server and kernel {solo['server']:.2f}")
 
         floor = len(names) * path_cpu / cores
         before = unit_usage(tb, HUB_UNITS)
@@ -282,8 +291,8 @@ def main() -> int:
                   f"floor {floor:.1f} s (= {len(names)} x {path_cpu:.2f} CPU-s / {cores} cores); "
                   f"ratio {last / floor:.2f}")
         servers = [usage[student_unit(n)] for n in names if student_unit(n) in usage]
-        hub_class_cpu = sum(usage[u][0] - before[u][0] for u in HUB_UNITS)
-        print(f"CPU during the class: hub+proxy {hub_class_cpu:.1f} s, servers+kernels "
+        hub_class_cpu, proxy_class_cpu = (usage[u][0] - before[u][0] for u in HUB_UNITS)
+        print(f"CPU during the class: hub {hub_class_cpu:.1f} s, proxy {proxy_class_cpu:.1f} s, servers+kernels "
               f"{sum(c for c, _ in servers):.1f} s ({statistics.mean(c for c, _ in servers):.2f} s each), "
               f"load clients {client_cpu:.1f} s")
         print(f"memory (RSS): hub {usage['jupyterhub.service'][1]:.0f} MiB, proxy {usage['traefik.service'][1]:.0f} MiB, "

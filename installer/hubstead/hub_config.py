@@ -170,7 +170,11 @@ def apply(c, config_file=paths.CONFIG_FILE) -> None:
         effective[section] = applied.get(section, effective[section])
     hub_secrets = secrets.load()
     settings = jupyterhub_settings(effective, hub_secrets)
-    settings["TraefikProxy"]["traefik_api_hashed_password"] = traefik_api_hash(hub_secrets["traefik_api_password"])
+    # The routes file the hub keeps wins over the proxy's own settings at start: an
+    # override is the only way to replace the hash an earlier hub wrote there.
+    api_user = f"{TRAEFIK_API_USER}:{traefik_api_hash(hub_secrets['traefik_api_password'])}"
+    settings["TraefikProxy"]["extra_dynamic_config"] = {
+        "http": {"middlewares": {"auth_api": {"basicAuth": {"users": [api_user]}}}}}
     for cls, traits in settings.items():
         for trait, value in traits.items():
             setattr(c[cls], trait, value)

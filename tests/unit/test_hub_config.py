@@ -149,7 +149,9 @@ def test_the_hub_database_takes_concurrent_writers_and_the_proxy_api_hash_matche
     c = Config()
     hub_config.apply(c, tmp_path / "config.yaml")
     # traefik must accept the hub's API password with the hash the hub gives it.
-    hashed = c.TraefikProxy.traefik_api_hashed_password
+    (api_user,) = c.TraefikProxy.extra_dynamic_config["http"]["middlewares"]["auth_api"]["basicAuth"]["users"]
+    name, _, hashed = api_user.partition(":")
+    assert name == c.TraefikProxy.traefik_api_username
     assert bcrypt.checkpw(SECRETS["traefik_api_password"].encode(), hashed.encode())
     # The hub's own engine (as JupyterHub makes it) writes ahead and waits on locks.
     session = orm.new_session_factory(f"sqlite:///{tmp_path}/hub.sqlite")()
