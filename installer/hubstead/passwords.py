@@ -101,11 +101,13 @@ class PasswordStore:
             self._write(entries)
 
     def account(self, name: str) -> Account | None:
-        entry = self._read().get(name)
-        if entry is None:
-            return None
-        return Account(name, entry.get("must_change", False), entry.get("failures", 0),
-                       entry.get("locked_until", 0))
+        return self.accounts().get(name)
+
+    def accounts(self) -> dict[str, Account]:
+        """Every account, from one read of the store."""
+        return {name: Account(name, entry.get("must_change", False), entry.get("failures", 0),
+                              entry.get("locked_until", 0))
+                for name, entry in self._read().items()}
 
     def unlock(self, name: str) -> bool:
         """Clear failures and the lock; False if there is no such account."""

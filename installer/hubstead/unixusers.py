@@ -19,6 +19,7 @@ from . import paths, usernames
 USERS_GROUP = "jupyterhub-users"
 HOME_MODE = 0o700
 SHARED_LINK = "shared"  # ~/shared -> the course folder
+SHADOW_FILE = Path("/etc/shadow")
 
 
 class AccountError(RuntimeError):
@@ -39,12 +40,23 @@ def _run(*cmd: str) -> None:
         raise AccountError(f"{' '.join(cmd[:2])} … {cmd[-1]}: {result.stderr.strip()}")
 
 
+def _expired(shadow_entry: list[str]) -> bool:
+    expires = shadow_entry[7] if len(shadow_entry) > 7 else ""
+    return expires.isdigit() and int(expires) * 86400 <= time.time()
+
+
 def is_locked(unix_name: str) -> bool:
     """Locked by the removal policy: the account has expired. (Its Unix password is
     always locked: hub users log in through the hub, never with a Unix password.)"""
     entry = subprocess.run(["getent", "shadow", unix_name], capture_output=True, text=True).stdout.split(":")
-    expires = entry[7] if len(entry) > 7 else ""
-    return expires.isdigit() and int(expires) * 86400 <= time.time()
+    return _expired(entry)
+
+
+def locked_accounts() -> set[str]:
+    """The Unix names of all locked (expired) accounts, from one read of the shadow file:
+    the teacher's page shows every student's state at once."""
+    with open(SHADOW_FILE) as shadow:
+        return {entry[0] for entry in (line.rstrip("\n").split(":") for line in shadow) if _expired(entry)}
 
 
 def ensure(hub_name: str) -> str:
