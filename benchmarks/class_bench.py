@@ -31,7 +31,8 @@ from pathlib import Path
 import aiohttp
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(CHECKOUT / "tests"))
+sys.path[:0] = [str(CHECKOUT / "tests"), str(CHECKOUT / "installer")]
+from hubstead import paths  # noqa: E402 (the checkout's, not an installed copy)
 from testbed import Testbed  # noqa: E402 (tests/ is not a package)
 
 BASE = "http://127.0.0.1"
@@ -215,6 +216,13 @@ def add_students(tb: Testbed, names: list[str]) -> None:
     tb.run("bash", "-c", script, timeout=1800)
 
 
+def stop_servers(tb: Testbed, names: list[str]) -> None:
+    script = (f"set -e\ntoken=$(cat {paths.CLI_API_TOKEN})\nfor n in " + " ".join(names) + "; do\n"
+              "  curl -s -o /dev/null -X DELETE -H \"Authorization: token $token\" "
+              f"http://127.0.0.1:{paths.HUB_PORT}/hub/api/users/$n/server\ndone\n")
+    tb.run("bash", "-c", script, timeout=600)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", "--students", type=int, default=60)
@@ -298,6 +306,8 @@ def main() -> int:
         print(f"memory (RSS): hub {usage['jupyterhub.service'][1]:.0f} MiB, proxy {usage['traefik.service'][1]:.0f} MiB, "
               f"per student (server + one kernel) median {statistics.median(m for _, m in servers):.0f} MiB, "
               f"total {sum(m for _, m in servers) / 1024:.1f} GiB")
+        if args.target:  # leave a kept target as idle as it was, for the next run
+            stop_servers(tb, [*solos, *names])
     finally:
         if not args.target and not args.keep:
             tb.down()
