@@ -4,6 +4,7 @@ user's own Unix account, from the shared user environment."""
 import asyncio
 import functools
 import itertools
+import re
 import subprocess
 
 from systemdspawner import SystemdSpawner
@@ -24,6 +25,9 @@ READY_POLL_SECONDS = 0.2
 UNIT_CHECK_EVERY = 10  # polls, i.e. every 2 s
 # How often a waiting student's progress page is refreshed even when the queue is still.
 QUEUE_PROGRESS_SECONDS = 5
+
+# What unit names, paths and arguments may say about their user.
+USER_VARS = re.compile(r"\{(USERNAME|USERID|UNIXNAME)\}")
 
 _spawn_queue: admission.SpawnQueue | None = None
 
@@ -96,11 +100,11 @@ class HubsteadSpawner(SystemdSpawner):
         return memory, cpu
 
     def _expand_user_vars(self, string):
-        return string.format(
-            USERNAME=self.user.name,
-            USERID=self.user.id,
-            UNIXNAME=usernames.unix_name(self.user.name),
-        )
+        # Only these placeholders: arguments hold other braces (the JSON of
+        # hub.csp_frame_ancestors), which str.format would take for fields.
+        values = {"USERNAME": self.user.name, "USERID": self.user.id,
+                  "UNIXNAME": usernames.unix_name(self.user.name)}
+        return USER_VARS.sub(lambda m: str(values[m.group(1)]), string)
 
     @property
     def _queue(self) -> admission.SpawnQueue:

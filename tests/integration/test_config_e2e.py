@@ -155,3 +155,13 @@ def test_csp_frame_ancestors_allows_embedding(hub):
     config(hub, "reload", "hub")
     csp = requests.get("http://127.0.0.1/hub/login", timeout=30).headers["Content-Security-Policy"]
     assert "frame-ancestors 'self' https://lms.example.edu" in csp
+    # The student's own Lab (what the LMS page embeds) starts and carries it too.
+    student = student_session()
+    student.api("DELETE", f"/users/{STUDENT}/server")  # the next start takes the new setting
+    deadline = time.monotonic() + 60
+    while student.api("GET", f"/users/{STUDENT}").json()["servers"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    student.start_server(STUDENT)
+    lab = student.http.get(f"http://127.0.0.1/user/{STUDENT}/lab", timeout=60)
+    assert lab.status_code == 200 and f"/user/{STUDENT}/lab" in lab.url
+    assert "frame-ancestors 'self' https://lms.example.edu" in lab.headers["Content-Security-Policy"]

@@ -29,3 +29,13 @@ def test_group_limit_without_a_global_one():
 def test_limits_a_teacher_set_on_the_group():
     assert limits((None, None), {}, ["lab"], {"lab": {"memory": "3G", "cpu": "2"}}) == (3 * 2**30, 2.0)
     assert limits((None, None), {"lab": {"memory": "4G"}}, ["lab"], {"lab": {"memory": "3G"}}) == (4 * 2**30, None)
+
+
+def test_user_placeholders_are_expanded_and_other_braces_left_alone():
+    from hubstead import usernames
+
+    name = "averyveryverylongstudentname1"
+    fake = SimpleNamespace(user=SimpleNamespace(name=name, id=7))
+    arg = '--ServerApp.tornado_settings={"headers": {"X": "{USERNAME}"}} {UNIXNAME} {USERID}'
+    assert HubsteadSpawner._expand_user_vars(fake, arg) == (
+        f'--ServerApp.tornado_settings={{"headers": {{"X": "{name}"}}}} {usernames.unix_name(name)} 7')
