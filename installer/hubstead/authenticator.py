@@ -9,17 +9,22 @@ import asyncio
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from jupyterhub import orm
+from jupyterhub.apihandlers.base import APIHandler
 from jupyterhub.auth import Authenticator
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler
-from jupyterhub.utils import url_path_join
+from jupyterhub.scopes import needs_scope
+from jupyterhub.utils import new_token, url_path_join
 from tornado import web
 from traitlets import Integer, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import passwords, paths, unixusers
+from . import hubapi, passwords, paths, unixusers
 from .passwords import Lockout, PasswordStore, WeakPassword
 
+# Under the hub's prefix: /hub/api/hubstead/users/NAME/sessions.
+END_SESSIONS_ROUTE = "/api" + hubapi.END_SESSIONS_PATH.format(name="([^/]+)")
 # The hub's own pages Hubstead adds or extends (JupyterHub.template_paths).
 WEB_TEMPLATES = str(Path(__file__).parent / "web" / "templates")
 
@@ -102,6 +107,27 @@ class ChangePasswordHandler(BaseHandler):
             await self._page(done=True)
 
 
+class EndSessionsAPIHandler(APIHandler):
+    """DELETE /hub/api/hubstead/users/NAME/sessions (admins): every login cookie and API
+    token of NAME stops working, as after a password reset the old password's sessions
+    must. The running server's own token stays, so the server keeps running; its
+    Lab re-checks a revoked token with the hub within its cache time (5 minutes)."""
+
+    @needs_scope("admin:users")
+    async def delete(self, user_name):
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404, f"no hub user {user_name!r}")
+        user.orm_user.cookie_id = new_token()  # the hub's login cookies carry the old one
+        server_tokens = {orm.APIToken.find(self.db, s.api_token) for s in user.spawners.values() if s.api_token}
+        for token in list(user.orm_user.api_tokens):
+            if token not in server_tokens:
+                self.db.delete(token)
+        self.db.commit()
+        self.log.info("Ended the sessions and tokens of %s", user_name)
+        self.set_status(204)
+
+
 class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
     password_store = Unicode(
         str(paths.PASSWORD_STORE), config=True, help="JSON file of password hashes (root only)."
@@ -124,13 +150,20 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
             self.log.warning("Login refused for %s: locked after repeated wrong passwords", name)
         return None
 
+    async def delete_user(self, user):
+        # However the user is removed (admin page, REST API, CLI, teacher's page): a user
+        # added again later under the same name must not find the old password working.
+        await asyncio.to_thread(PasswordStore(self.password_store).remove, user.name)
+        await super().delete_user(user)
+
     def pre_spawn_start(self, user, spawner):
         account = PasswordStore(self.password_store).account(user.name)
         if account and account.must_change:
             raise web.HTTPError(403, "Choose your own password first: use Password in the menu bar.")
 
     def get_handlers(self, app):
-        return [("/login", HubsteadLoginHandler), ("/change-password", ChangePasswordHandler)]
+        return [("/login", HubsteadLoginHandler), ("/change-password", ChangePasswordHandler),
+                (END_SESSIONS_ROUTE, EndSessionsAPIHandler)]
 
 
 def for_type(auth_type: str) -> type:

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import __version__, unixusers, usernames
+from . import __version__, enrol, unixusers, usernames
 from .cli_config import config_group
 from .cliutil import Progress, fail, root_only
 from .config import ConfigError
@@ -111,7 +111,7 @@ def users_add(name, password_stdin, generate_password, admin):
 def users_import(csv_file, group):
     """Add the users of a CSV (username[,password][,group]); prints the initial
     passwords once, as CSV on standard output; the report goes to standard error."""
-    from . import enrol, roster
+    from . import roster
 
     try:
         outcomes, issued = enrol.enrol(HubAPI(), PasswordStore(), roster.parse(csv_file.read()), group)
@@ -139,11 +139,12 @@ def users_reset_password(name, password_stdin, keep):
     """Give NAME a new password (generated and printed once, unless --password-stdin)."""
     try:
         name = usernames.validate(name)
-        if name not in {u["name"] for u in _hub_users(HubAPI())}:
+        api = HubAPI()
+        if name not in {u["name"] for u in _hub_users(api)}:
             fail(f"no hub user {name!r}")
         password = sys.stdin.readline().rstrip("\n") if password_stdin else generate()
-        PasswordStore().set(name, password, must_change=not keep)
-    except (usernames.InvalidUsername, WeakPassword) as e:
+        enrol.reset_password(api, PasswordStore(), name, password, must_change=not keep)
+    except (usernames.InvalidUsername, WeakPassword, HubAPIError) as e:
         fail(str(e))
     if not password_stdin:
         click.echo(f"password: {password}")
@@ -172,7 +173,6 @@ def users_remove(name):
         fail(str(e))
     except HubAPIError as e:
         fail(f"no hub user {name!r}" if e.status == 404 else str(e))
-    PasswordStore().remove(name)
     click.echo(f"removed: {name} (Unix account {usernames.unix_name(name)}: "
                f"{'locked' if unixusers.exists(usernames.unix_name(name)) else 'deleted'})")
 

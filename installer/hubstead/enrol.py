@@ -57,3 +57,10 @@ def enrol(api: HubAPI, store: PasswordStore, rows: list[Row], default_group: str
             result, detail = "refused", str(e)
         outcomes.append(Outcome(row.line, row.name, result, detail))
     return outcomes, issued
+
+
+def reset_password(api: HubAPI, store: PasswordStore, name: str, password: str, must_change: bool) -> None:
+    """A new password for ``name``, and every session and token of the old one ended
+    (whoever knew it may be logged in). Raises WeakPassword before changing anything."""
+    store.set(name, password, must_change=must_change)
+    api.end_sessions(name)

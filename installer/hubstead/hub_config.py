@@ -17,7 +17,6 @@ from . import authenticator, config, converge, paths, secrets, usernames
 CULLER_SERVICE = "idle-culler"
 CLI_SERVICE = "hubstead-cli"
 TEACHER_SERVICE = "teacher"
-TEACHER_PORT = 15002
 TRAEFIK_API_USER = "hubstead"
 DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
 TRAEFIK_API_HASH_ROUNDS = 4  # bcrypt's minimum
@@ -78,7 +77,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
                 {"name": CLI_SERVICE, "api_token": hub_secrets["cli_api_token"]},
                 {
                     "name": TEACHER_SERVICE,
-                    "url": f"http://127.0.0.1:{TEACHER_PORT}",
+                    "url": f"http://127.0.0.1:{paths.TEACHER_PORT}",
                     "command": [sys.executable, "-m", "hubstead.teacher"],
                     "oauth_no_confirm": True,
                 },

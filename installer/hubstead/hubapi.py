@@ -11,6 +11,8 @@ import urllib.request
 from . import paths, secrets
 
 API_URL = f"http://127.0.0.1:{paths.HUB_PORT}/hub/api"
+# Hubstead's own endpoint in the hub (authenticator.EndSessionsAPIHandler).
+END_SESSIONS_PATH = "/hubstead/users/{name}/sessions"
 
 
 class HubAPIError(RuntimeError):
@@ -44,6 +46,10 @@ class HubAPI:
         except (urllib.error.URLError, OSError) as e:
             raise HubAPIError(0, f"the hub does not answer at {self.url} ({e}); is jupyterhub.service running?") from None
         return json.loads(raw) if raw else None
+
+    def end_sessions(self, name: str) -> None:
+        """Log ``name`` out everywhere: login cookies and API tokens stop working."""
+        self.request("DELETE", END_SESSIONS_PATH.format(name=name))
 
     def users(self) -> list[dict]:
         return self.request("GET", "/users?include_stopped_servers=1&limit=10000")

@@ -35,10 +35,13 @@ ANSIBLE_RUNS = STATE_DIR / "ansible"
 APPLIED_CONFIG = STATE_DIR / "applied-config.json"
 HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
 
-# Loopback ports of the hub and the proxy API (never on a public address).
-HUB_PORT = 15001
-TRAEFIK_API_PORT = 8099
-ACME_CHALLENGE_PORT = 8402  # certbot's standalone server, behind traefik's challenge route
+# Loopback ports of the hub, its services and the proxy API (never on a public address).
+# All below 1024: only root may bind them, so a student's process can never take one
+# while its owner restarts (and receive the logins, tokens or ACME challenges sent there).
+HUB_PORT = 881
+TEACHER_PORT = 882
+TRAEFIK_API_PORT = 883
+ACME_CHALLENGE_PORT = 884  # certbot's standalone server, behind traefik's challenge route
 
 # Roles and templates ship inside the wheel (pyproject force-include).
 DATA_DIR = Path(__file__).resolve().parent / "_data"

@@ -4,6 +4,7 @@ user's own Unix account, from the shared user environment."""
 import asyncio
 import functools
 import itertools
+import pwd
 import re
 import subprocess
 
@@ -11,7 +12,7 @@ from systemdspawner import SystemdSpawner
 from jupyterhub.traitlets import ByteSpecification
 from traitlets import Dict, Integer, List, Unicode, default
 
-from . import admission, paths, unixusers, usernames
+from . import admission, paths, sockets, unixusers, usernames
 
 SUDOERS_GROUP = "hubstead-sudoers"
 TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
@@ -146,20 +147,22 @@ class HubsteadSpawner(SystemdSpawner):
     async def start(self):
         try:
             ip, port = await self._start_unit()
-            # Hold the slot until the server answers: the CPU-heavy part of a start (the
-            # imports) comes after systemd reports the unit active.
+            uid = pwd.getpwnam(usernames.unix_name(self.user.name)).pw_uid
+            # Hold the slot until the server listens: the CPU-heavy part of a start (the
+            # imports) comes after systemd reports the unit active. Its port must be the
+            # user's own: another student could have bound it first.
             for attempt in itertools.count(1):
-                try:
-                    _, writer = await asyncio.open_connection(ip, port)
-                except OSError:
-                    # Asking systemd costs a process: only now and then.
-                    if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
-                        raise RuntimeError(f"{self._log_name}: the server exited while starting "
-                                           f"(journalctl -u {self.unit_name})") from None
-                    await asyncio.sleep(READY_POLL_SECONDS)
-                else:
-                    writer.close()
+                owners = sockets.listener_uids(port)
+                if owners - {uid}:
+                    raise RuntimeError(f"{self._log_name}: port {port} is held by another user's process; "
+                                       "not routing this server there")
+                if uid in owners:
                     return ip, port
+                # Asking systemd costs a process: only now and then.
+                if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
+                    raise RuntimeError(f"{self._log_name}: the server exited while starting "
+                                       f"(journalctl -u {self.unit_name})")
+                await asyncio.sleep(READY_POLL_SECONDS)
         finally:
             self._queue.release(self._queue_key)
 

@@ -133,7 +133,7 @@ class ResetPassword(TeacherHandler):
         must_change = self.get_body_argument("must_change", "") == "on"
         password = typed or generate()
         try:
-            await asyncio.to_thread(self.store.set, name, password, must_change)
+            await asyncio.to_thread(enrol.reset_password, self.api, self.store, name, password, must_change)
         except WeakPassword as e:
             raise web.HTTPError(400, str(e)) from None
         self.render_page("reset.html", name=name, password=password, must_change=must_change)
@@ -153,9 +153,9 @@ class RemoveUser(TeacherHandler):
         name = usernames.validate(self.get_body_argument("name"))
         if name == self.current_user["name"]:
             raise web.HTTPError(400, "You can't remove yourself.")
-        # The hub stops the server, then its delete_user hook applies the removal policy.
+        # The hub stops the server, then its delete_user hook forgets the password and
+        # applies the removal policy.
         await asyncio.to_thread(self.api.request, "DELETE", f"/users/{name}", None, 120)
-        await asyncio.to_thread(self.store.remove, name)
         unix_name = usernames.unix_name(name)
         archives = sorted(paths.ARCHIVE_DIR.glob(f"{unix_name}-*.tar.gz")) if paths.ARCHIVE_DIR.exists() else []
         self.render_page("removed.html", name=name, account=account_state(name),
@@ -198,7 +198,7 @@ def make_app() -> web.Application:
 
 
 def main() -> None:
-    url = os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:15002")
+    url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{paths.TEACHER_PORT}")
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     make_app().listen(port, address="127.0.0.1")
     ioloop.IOLoop.current().start()

@@ -3,7 +3,7 @@
 Modes (``https.mode``): ``off``; ``selfsigned`` (a key and certificate made here, with
 the machine's addresses and ``https.hostnames`` as names); ``manual`` (the admin's
 certificate chain and key, checked before use); ``letsencrypt`` (certbot, whose http-01
-challenge traefik routes to 127.0.0.1:8402, after a preflight that finds what would make
+challenge traefik routes to 127.0.0.1 (paths.ACME_CHALLENGE_PORT), after a preflight that finds what would make
 the ACME server refuse, before asking it).
 
 traefik reads certificates from ``tls.toml`` in its watched rules directory; every
@@ -270,7 +270,7 @@ def needs_certificate(le: dict) -> bool:
 
 
 def obtain(le: dict) -> None:
-    """certbot certonly, answering http-01 on 127.0.0.1:8402 behind traefik; its deploy
+    """certbot certonly, answering http-01 on the loopback ACME port behind traefik; its deploy
     hook (`hubstead cert deploy`) writes tls.toml."""
     bin_dir = Path(sys.executable).parent
     cmd = [str(bin_dir / "certbot"), "certonly", "--standalone", "--non-interactive", "--agree-tos",

@@ -20,6 +20,8 @@ USERS_GROUP = "jupyterhub-users"
 HOME_MODE = 0o700
 SHARED_LINK = "shared"  # ~/shared -> the course folder
 SHADOW_FILE = Path("/etc/shadow")
+# The account's comment (GECOS) names the hub user it was made for.
+OWNER_COMMENT_PREFIX = "Hubstead user "
 
 
 class AccountError(RuntimeError):
@@ -59,6 +61,23 @@ def locked_accounts() -> set[str]:
         return {entry[0] for entry in (line.rstrip("\n").split(":") for line in shadow) if _expired(entry)}
 
 
+def _owner_comment(hub_name: str) -> str:
+    return f"{OWNER_COMMENT_PREFIX}{hub_name}"
+
+
+def _check_owner(hub_name: str, unix_name: str) -> None:
+    """Refuse an account that is not this hub user's own. Long names share a Unix name
+    when their cut and hash agree (``averyveryverylong-8a5e4f`` is a valid hub name too,
+    and a 6-digit hash is easy to match), and the machine may have its own ``jupyter-*``
+    accounts: the account's comment, written when Hubstead made it, says whose it is."""
+    comment = pwd.getpwnam(unix_name).pw_gecos
+    if comment != _owner_comment(hub_name):
+        owner = comment.removeprefix(OWNER_COMMENT_PREFIX) if comment.startswith(OWNER_COMMENT_PREFIX) else None
+        raise AccountError(f"Unix account {unix_name} belongs to "
+                           + (f"hub user {owner!r}" if owner else "another user of this machine")
+                           + f", not to {hub_name!r}: choose another name")
+
+
 def ensure(hub_name: str) -> str:
     """Make sure hub user ``hub_name`` has a usable Unix account and a home others
     can't read, with the course folder linked in. Validates the name before touching
@@ -67,9 +86,11 @@ def ensure(hub_name: str) -> str:
     unix_name = usernames.unix_name(hub_name)
     if not exists(unix_name):
         _run("useradd", "--create-home", "--user-group", "--groups", USERS_GROUP,
-             "--shell", "/bin/bash", "--comment", f"Hubstead user {hub_name}", unix_name)
-    elif is_locked(unix_name):  # removed earlier with the account locked, now back
-        _run("usermod", "--expiredate", "", unix_name)
+             "--shell", "/bin/bash", "--comment", _owner_comment(hub_name), unix_name)
+    else:
+        _check_owner(hub_name, unix_name)
+        if is_locked(unix_name):  # removed earlier with the account locked, now back
+            _run("usermod", "--expiredate", "", unix_name)
     account = pwd.getpwnam(unix_name)
     home = Path(account.pw_dir)
     if not home.exists():  # its home was archived or deleted when the user was removed
@@ -90,6 +111,7 @@ def remove(hub_name: str, home_policy: str, account_policy: str) -> str | None:
     unix_name = usernames.unix_name(usernames.validate(hub_name))
     if not exists(unix_name):
         return None
+    _check_owner(hub_name, unix_name)
     home = Path(pwd.getpwnam(unix_name).pw_dir)
     # Nothing of the user's may keep running (a terminal, a cron job).
     subprocess.run(["pkill", "--signal", "KILL", "--uid", unix_name], capture_output=True)

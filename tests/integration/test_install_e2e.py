@@ -7,6 +7,7 @@ import re
 import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code
+from hubstead import paths
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,9 @@ def test_hub_answers_through_the_proxy_on_port_80(hub):
 def test_hub_and_proxy_api_listen_on_loopback_only(hub):
     listening = hub.tb.run("ss", "--listening", "--tcp", "--numeric", "--no-header").stdout
     local = {line.split()[3] for line in listening.splitlines()}
-    assert "127.0.0.1:15001" in local and "127.0.0.1:8099" in local
-    assert not [a for a in local if a.endswith((":15001", ":8099")) and not a.startswith("127.0.0.1:")]
+    internal = (f":{paths.HUB_PORT}", f":{paths.TEACHER_PORT}", f":{paths.TRAEFIK_API_PORT}")
+    assert {f"127.0.0.1{port}" for port in internal} <= local
+    assert not [a for a in local if a.endswith(internal) and not a.startswith("127.0.0.1:")]
 
 
 def test_wrong_password_is_403_without_saying_which_part(hub):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hubstead import config, hub_config
+from hubstead import config, hub_config, paths
 from hubstead.authenticator import HubsteadAuthenticator, UnixAccountsMixin
 
 SECRETS = {"traefik_api_password": "tp", "cli_api_token": "ct"}
@@ -16,7 +16,7 @@ def settings(user_config):
     ({}, "JupyterHub", "bind_url", "http://:80/"),
     ({"http": {"port": 8080, "address": "127.0.0.1"}}, "JupyterHub", "bind_url", "http://127.0.0.1:8080/"),
     ({"base_url": "/course/"}, "JupyterHub", "bind_url", "http://:80/course/"),
-    ({}, "JupyterHub", "hub_bind_url", "http://127.0.0.1:15001"),
+    ({}, "JupyterHub", "hub_bind_url", f"http://127.0.0.1:{paths.HUB_PORT}"),
     ({}, "JupyterHub", "cleanup_servers", False),
     ({}, "JupyterHub", "spawner_class", "hubstead.spawner.HubsteadSpawner"),
     ({}, "JupyterHub", "proxy_class", "traefik_file"),
@@ -47,7 +47,7 @@ def test_cli_service_is_admin_with_its_token():
 def test_teacher_page_is_a_managed_service_behind_oauth():
     hub = settings({})["JupyterHub"]
     (teacher,) = [s for s in hub["services"] if s["name"] == "teacher"]
-    assert teacher["url"] == "http://127.0.0.1:15002"
+    assert teacher["url"] == f"http://127.0.0.1:{paths.TEACHER_PORT}"
     assert teacher["command"][1:] == ["-m", "hubstead.teacher"]
 
 

@@ -1,0 +1,177 @@
+"""A hostile student, from their own server's kernel, against a booted target: each test
+performs an attack as the student would and shows it gets nothing."""
+
+import time
+
+import pytest
+import requests
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code
+from hubstead import paths, usernames
+
+pytestmark = pytest.mark.integration
+
+MALLORY, VICTIM, PASSWORD = "mallory", "victim", "attack-pass-1"
+SQUATTED_PORT = 47011
+# A student can bind every free high port (thousands of sockets), so whatever port the
+# spawner picks next may already be theirs. Made deterministic here: the next port the
+# spawner picks is the one Mallory holds.
+PORT_HOOK = f"""
+import systemdspawner.systemdspawner as _spawner_module
+
+_picks = [{SQUATTED_PORT}]
+_random_port = _spawner_module.random_port
+_spawner_module.random_port = lambda: _picks.pop() if _picks else _random_port()
+"""
+
+
+@pytest.fixture(scope="module")
+def teacher(hub):
+    session = HubSession()
+    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
+    return session
+
+
+@pytest.fixture(scope="module")
+def mallory(hub, teacher):
+    """Mallory's running server and an API token to drive her kernel."""
+    hub.tb.run("hubstead", "users", "add", MALLORY, "--password-stdin", input=PASSWORD + "\n")
+    teacher.start_server(MALLORY)
+    return teacher.token(MALLORY)
+
+
+def as_mallory(token: str, code: str) -> str:
+    return run_code(MALLORY, token, code).strip()
+
+
+def test_no_port_of_the_hub_its_services_or_the_proxy_can_be_bound(mallory):
+    ports = [paths.HUB_PORT, paths.TEACHER_PORT, paths.TRAEFIK_API_PORT, paths.ACME_CHALLENGE_PORT]
+    out = as_mallory(mallory, f"""
+import socket
+for port in {ports}:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        print(port, "BOUND")
+    except OSError as e:
+        print(port, e.errno)
+    finally:
+        s.close()
+""")
+    # 13 (EACCES): not theirs to bind, whether the owner is running or not; 98 (in use)
+    # would only mean the owner held it at that moment.
+    assert out.splitlines() == [f"{port} 13" for port in ports]
+
+
+def test_a_student_looping_on_the_hub_port_during_a_restart_never_gets_it(hub, mallory):
+    as_mallory(mallory, f"""
+import subprocess, sys
+loop = '''
+import os, socket, time
+end = time.monotonic() + 40
+tries = got = 0
+while time.monotonic() < end:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", {paths.HUB_PORT}))
+        s.listen()
+        got += 1
+    except OSError:
+        pass
+    tries += 1
+    s.close()
+open(os.path.expanduser("~/hub-port-race.txt"), "w").write(f"{{tries}} {{got}}")
+'''
+subprocess.Popen([sys.executable, "-c", loop], start_new_session=True)
+""")
+    time.sleep(2)
+    hub.tb.run("hubstead", "config", "reload", "hub")
+    assert requests.get("http://127.0.0.1/hub/login", timeout=30).status_code == 200
+    time.sleep(40)
+    tries, got = map(int, as_mallory(mallory, "print(open('hub-port-race.txt').read())").split())
+    assert tries > 1000 and got == 0
+
+
+def test_a_squatter_on_a_classmates_server_port_gets_no_traffic(hub, teacher, mallory):
+    hub.tb.run("hubstead", "users", "add", VICTIM, "--password-stdin", input=PASSWORD + "\n")
+    hub.tb.run("tee", "/etc/hubstead/jupyterhub_config.d/50-victim-port.py", input=PORT_HOOK)
+    hub.tb.run("hubstead", "config", "reload", "hub")
+    try:
+        # Mallory listens where the victim's server is about to be, and logs what arrives.
+        as_mallory(mallory, f"""
+import subprocess, sys
+trap = '''
+import os, socket
+s = socket.socket()
+s.bind(("127.0.0.1", {SQUATTED_PORT}))
+s.listen()
+s.settimeout(90)
+log = open(os.path.expanduser("~/trap.txt"), "a")
+try:
+    while True:
+        conn, _ = s.accept()
+        conn.settimeout(2)
+        try:
+            log.write(repr(conn.recv(4096)[:200]) + "\\\\n")
+        except OSError:
+            log.write("connected\\\\n")
+        log.flush()
+        conn.close()
+except OSError:
+    pass
+'''
+subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
+""")
+        time.sleep(2)
+        r = teacher.api("POST", f"/users/{VICTIM}/server")
+        assert r.status_code in (201, 202)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            server = teacher.api("GET", f"/users/{VICTIM}").json()["servers"].get("")
+            if not server or server.get("ready"):
+                break
+            time.sleep(1)
+        assert not (server and server.get("ready")), "the hub routed the victim to the squatter"
+        log = hub.tb.run("journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat").stdout
+        assert f"port {SQUATTED_PORT} is held by another user's process" in log
+        trapped = as_mallory(mallory, "import os; print(open('trap.txt').read() if os.path.exists('trap.txt') else '')")
+        assert trapped == ""
+    finally:
+        hub.tb.run("rm", "/etc/hubstead/jupyterhub_config.d/50-victim-port.py")
+        hub.tb.run("hubstead", "config", "reload", "hub")
+
+
+def test_a_hub_name_that_looks_like_a_cut_long_name_cannot_take_its_account(hub, teacher):
+    long_name = "averyveryverylongstudentname1"
+    hub.tb.run("hubstead", "users", "add", long_name, "--password-stdin", input=PASSWORD + "\n")
+    unix_name = usernames.unix_name(long_name)
+    lookalike = unix_name.removeprefix(usernames.UNIX_PREFIX)
+    assert usernames.unix_name(lookalike) == unix_name  # the collision the attack relies on
+    r = teacher.api("POST", "/users", json={"usernames": [lookalike]})
+    assert r.status_code == 400
+    assert f"Unix account {unix_name} belongs to hub user '{long_name}'" in r.json()["message"]
+    assert teacher.api("GET", f"/users/{lookalike}").status_code == 404
+    home = hub.tb.run("getent", "passwd", unix_name).stdout.split(":")
+    assert home[4] == f"Hubstead user {long_name}"
+
+
+def test_a_removed_users_password_does_not_come_back_with_the_name(hub, teacher):
+    hub.tb.run("hubstead", "users", "add", "carl", "--password-stdin", input=PASSWORD + "\n")
+    assert HubSession().login("carl", PASSWORD).status_code == 302
+    assert teacher.api("DELETE", "/users/carl").status_code == 204
+    assert teacher.api("POST", "/users/carl").status_code == 201
+    assert HubSession().login("carl", PASSWORD).status_code == 403
+
+
+def test_a_password_reset_ends_the_old_passwords_sessions_and_tokens(hub, teacher):
+    hub.tb.run("hubstead", "users", "add", "alice", "--password-stdin", input=PASSWORD + "\n")
+    intruder = HubSession()  # whoever knew alice's password
+    assert intruder.login("alice", PASSWORD).status_code == 302
+    token = intruder.token("alice")
+    assert intruder.api("GET", "/user").status_code == 200
+    hub.tb.run("hubstead", "users", "reset-password", "alice")
+    assert intruder.api("GET", "/user").status_code == 403
+    r = requests.get("http://127.0.0.1/hub/api/user", headers={"Authorization": f"token {token}"}, timeout=30)
+    assert r.status_code == 403
+    r = intruder.http.get("http://127.0.0.1/hub/home", allow_redirects=False, timeout=30)
+    assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
