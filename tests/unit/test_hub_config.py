@@ -173,6 +173,7 @@ def test_the_configured_authenticator_can_be_made_with_hubsteads_settings(auth_t
 
 
 def test_hubstead_login_and_change_password_pages_are_registered():
-    from hubstead.authenticator import ChangePasswordHandler, HubsteadLoginHandler
+    from hubstead.authenticator import ChangePasswordHandler, EndSessionsAPIHandler, HubsteadLoginHandler
     handlers = dict(HubsteadAuthenticator().get_handlers(None))
-    assert handlers == {"/login": HubsteadLoginHandler, "/change-password": ChangePasswordHandler}
+    assert handlers == {"/login": HubsteadLoginHandler, "/change-password": ChangePasswordHandler,
+                        "/api/hubstead/users/([^/]+)/sessions": EndSessionsAPIHandler}
