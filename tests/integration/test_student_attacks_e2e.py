@@ -124,7 +124,7 @@ subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
 """)
         time.sleep(2)
         r = teacher.api("POST", f"/users/{VICTIM}/server")
-        assert r.status_code in (201, 202)
+        assert r.status_code in (202, 500), r.text  # 500: it failed within the request already
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             server = teacher.api("GET", f"/users/{VICTIM}").json()["servers"].get("")
