@@ -21,6 +21,7 @@ TRAEFIK_API_USER = "hubstead"
 DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
 TRAEFIK_API_HASH_ROUNDS = 4  # bcrypt's minimum
 SQLITE_BUSY_MS = 5000
+TOKEN_MAX_SECONDS = 90 * 24 * 3600  # a term
 
 
 def _culler(cull: dict) -> tuple[list, list]:
@@ -93,6 +94,8 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             # Starts queue in HubsteadSpawner (limits.concurrent_spawns) instead of being
             # refused with "429 Too many users trying to log in".
             "concurrent_spawn_limit": 0,
+            # No API token lives forever (a leaked one would): at most this long.
+            "token_expires_in_max_seconds": TOKEN_MAX_SECONDS,
         },
         "TraefikProxy": {
             "should_start": False,  # traefik is its own systemd unit

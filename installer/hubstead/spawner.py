@@ -16,8 +16,10 @@ from . import admission, paths, sockets, unixusers, usernames
 
 SUDOERS_GROUP = "hubstead-sudoers"
 TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
-# Cloud metadata services hand out instance credentials: never reachable from a user's server.
-METADATA_ADDRESSES = "169.254.169.254 fd00:ec2::254"
+# Cloud metadata services hand out instance credentials: never reachable from a user's
+# server. The whole IPv4 link-local range (AWS, GCP, Azure, OpenStack, DigitalOcean... at
+# 169.254.169.254, and other services there), AWS's IPv6 endpoint, Alibaba's and Oracle's.
+METADATA_ADDRESSES = "169.254.0.0/16 fd00:ec2::254 100.100.100.200 192.0.0.192"
 
 
 # How often a starting server's port is tried: a short interval, as the start holds one

@@ -62,6 +62,8 @@ class TeacherHandler(HubOAuthenticated, web.RequestHandler):
         return user
 
     def render_page(self, template: str, **values) -> None:
+        # Pages show initial and reset passwords: never kept in a browser's or proxy's cache.
+        self.set_header("Cache-Control", "no-store")
         effective = config.load()
         self.finish(TEMPLATES.get_template(template).render(
             prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/"),

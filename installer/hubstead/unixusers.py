@@ -14,12 +14,18 @@ import time
 from pathlib import Path
 
 from . import paths, usernames
+from .files import locked
 
 # Every hub user's account is in this group (created by the base role).
 USERS_GROUP = "jupyterhub-users"
 HOME_MODE = 0o700
 SHARED_LINK = "shared"  # ~/shared -> the course folder
 SHADOW_FILE = Path("/etc/shadow")
+# Hub users run code only inside their server's unit: no cron or at jobs, which would run
+# outside its sandbox and limits, and outlive it. cron.deny is made if missing (cron ships
+# none); at.deny is the at package's own file, only extended when it is there.
+CRON_DENY = Path("/etc/cron.deny")
+AT_DENY = Path("/etc/at.deny")
 # The account's comment (GECOS) names the hub user it was made for.
 OWNER_COMMENT_PREFIX = "Hubstead user "
 
@@ -78,6 +84,18 @@ def _check_owner(hub_name: str, unix_name: str) -> None:
                            + f", not to {hub_name!r}: choose another name")
 
 
+def _deny_scheduling(unix_name: str) -> None:
+    with locked(paths.STATE_DIR / ".scheduler-deny.lock"):  # spawns run this in parallel
+        for deny in (CRON_DENY, AT_DENY):
+            if deny is AT_DENY and not deny.exists():
+                continue
+            listed = deny.read_text().split() if deny.exists() else []
+            if unix_name not in listed:
+                # Appending keeps the file's owner and mode (at.deny is root:daemon 0640).
+                with open(deny, "a") as f:
+                    f.write(unix_name + "\n")
+
+
 def ensure(hub_name: str) -> str:
     """Make sure hub user ``hub_name`` has a usable Unix account and a home others
     can't read, with the course folder linked in. Validates the name before touching
@@ -91,6 +109,7 @@ def ensure(hub_name: str) -> str:
         _check_owner(hub_name, unix_name)
         if is_locked(unix_name):  # removed earlier with the account locked, now back
             _run("usermod", "--expiredate", "", unix_name)
+    _deny_scheduling(unix_name)
     account = pwd.getpwnam(unix_name)
     home = Path(account.pw_dir)
     if not home.exists():  # its home was archived or deleted when the user was removed

@@ -175,3 +175,56 @@ def test_a_password_reset_ends_the_old_passwords_sessions_and_tokens(hub, teache
     assert r.status_code == 403
     r = intruder.http.get("http://127.0.0.1/hub/home", allow_redirects=False, timeout=30)
     assert r.status_code == 302 and "/hub/login" in r.headers["Location"]
+
+
+def test_no_api_token_lives_forever(hub, teacher):
+    r = teacher.api("POST", f"/users/{ADMIN}/tokens", json={"note": "forever"})
+    assert r.status_code == 400
+    r = teacher.api("POST", f"/users/{ADMIN}/tokens", json={"note": "a week", "expires_in": 7 * 86400})
+    assert r.status_code == 201
+
+
+def test_pages_that_show_passwords_are_never_cached(hub, teacher):
+    r = teacher.http.get("http://127.0.0.1/services/teacher/", timeout=60)
+    assert r.status_code == 200 and "/services/teacher/" in r.url
+    assert r.headers["Cache-Control"] == "no-store"
+
+
+SSH_PORT = 2222  # the test's sshd, on loopback only (the target shares the host's network)
+
+
+def test_no_way_out_of_the_unit_by_ssh_cron_or_at(hub, mallory):
+    tb = hub.tb
+    tb.run("bash", "-c", f"""set -e
+mkdir -p /etc/ssh/sshd_config.d
+printf 'ListenAddress 127.0.0.1\\nPort {SSH_PORT}\\n' > /etc/ssh/sshd_config.d/00-test.conf
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server openssh-client cron at >/dev/null
+systemctl restart ssh
+""", timeout=900)
+    # at came after Mallory's account: the hub's start goes over every account again.
+    tb.run("hubstead", "config", "reload", "hub")
+    # What a student would do from their Lab: their own key in authorized_keys, a crontab, an at job.
+    out = as_mallory(mallory, f"""
+import os, subprocess
+os.makedirs(".ssh", mode=0o700, exist_ok=True)
+subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", ".ssh/id_ed25519"], check=True)
+with open(".ssh/authorized_keys", "w") as f:
+    f.write(open(".ssh/id_ed25519.pub").read())
+os.chmod(".ssh/authorized_keys", 0o600)
+ssh = subprocess.run(["ssh", "-p", "{SSH_PORT}", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
+                      "-i", ".ssh/id_ed25519", os.environ["USER"] + "@127.0.0.1", "id"],
+                     capture_output=True, text=True, timeout=30)
+cron = subprocess.run(["crontab", "-"], input="* * * * * touch ~/cron-ran\\n", capture_output=True, text=True)
+at = subprocess.run(["at", "now + 1 minute"], input="touch ~/at-ran\\n", capture_output=True, text=True)
+print(ssh.returncode, cron.returncode, at.returncode)
+print(ssh.stdout.strip() or "-")
+print(cron.stderr.strip())
+print(at.stderr.strip())
+""").splitlines()
+    codes = out[0].split()
+    assert codes[0] == "255" and out[1] == "-", out  # ssh refused: no shell, no `id` output
+    assert codes[1] != "0" and "not allowed" in out[2], out
+    assert codes[2] != "0" and "not allowed" in out[3], out
+    log = tb.run("journalctl", "-u", "ssh", "--no-pager", "-o", "cat").stdout
+    assert "not allowed because a group is listed in DenyGroups" in log
+    tb.run("bash", "-c", "systemctl disable --now ssh; rm /etc/ssh/sshd_config.d/00-test.conf")
