@@ -224,7 +224,7 @@ print(at.stderr.strip())
     codes = out[0].split()
     assert codes[0] == "255" and out[1] == "-", out  # ssh refused: no shell, no `id` output
     assert codes[1] != "0" and "not allowed" in out[2], out
-    assert codes[2] != "0" and "not allowed" in out[3], out
+    assert codes[2] != "0" and "permission to use at" in out[3], out
     log = tb.run("journalctl", "-u", "ssh", "--no-pager", "-o", "cat").stdout
     assert "not allowed because a group is listed in DenyGroups" in log
     tb.run("bash", "-c", "systemctl disable --now ssh; rm /etc/ssh/sshd_config.d/00-test.conf")
