@@ -106,6 +106,7 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_rules_dir": str(paths.RULES_DIR),
         "hubstead_templates": str(paths.TEMPLATES_DIR),
         "hubstead_traefik_api_port": paths.TRAEFIK_API_PORT,
+        "hubstead_users_slice": paths.USERS_SLICE,
         "hubstead_http_address": effective["http"]["address"] or "",
         "hubstead_http_port": effective["http"]["port"],
         "hubstead_https_mode": https["mode"],

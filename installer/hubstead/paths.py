@@ -43,6 +43,9 @@ TEACHER_PORT = 882
 TRAEFIK_API_PORT = 883
 ACME_CHALLENGE_PORT = 884  # certbot's standalone server, behind traefik's challenge route
 
+# Every user's server runs in this slice, whose memory cap keeps room for the hub.
+USERS_SLICE = "hubstead-users.slice"
+
 # Roles and templates ship inside the wheel (pyproject force-include).
 DATA_DIR = Path(__file__).resolve().parent / "_data"
 ROLES_DIR = DATA_DIR / "roles"

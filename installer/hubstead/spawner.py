@@ -29,6 +29,9 @@ UNIT_CHECK_EVERY = 10  # polls, i.e. every 2 s
 # How often a waiting student's progress page is refreshed even when the queue is still.
 QUEUE_PROGRESS_SECONDS = 5
 
+# A server's memory when limits.memory is not set: a share of the machine's (systemd
+# takes a percentage of physical memory), so one student can't starve the class.
+DEFAULT_MEMORY_MAX = "25%"
 # What unit names, paths and arguments may say about their user.
 USER_VARS = re.compile(r"\{(USERNAME|USERID|UNIXNAME)\}")
 
@@ -80,7 +83,13 @@ class HubsteadSpawner(SystemdSpawner):
 
     @default("unit_extra_properties")
     def _unit_extra_properties_default(self):
-        return {"IPAddressDeny": METADATA_ADDRESSES}
+        # OOMPolicy=continue: when a notebook outgrows the server's memory, the kernel
+        # has to go (JupyterLab restarts it), not the whole server.
+        return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue"}
+
+    @default("slice")
+    def _slice_default(self):
+        return paths.USERS_SLICE
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -179,9 +188,14 @@ class HubsteadSpawner(SystemdSpawner):
             await asyncio.to_thread(_set_group_membership, unix_name, group, member)
         self.disable_user_sudo = not may_sudo
         # Files teachers make in the (setgid) course folder stay writable for the others.
-        properties = {k: v for k, v in self.unit_extra_properties.items() if k != "UMask"}
-        self.unit_extra_properties = {**properties, "UMask": "0002"} if self.user.admin else properties
+        properties = {k: v for k, v in self.unit_extra_properties.items() if k not in ("UMask", "MemoryMax")}
+        if self.user.admin:
+            properties["UMask"] = "0002"
         self.mem_limit, self.cpu_limit = self.limits_for({g.name: g.properties for g in self.user.groups})
+        if self.mem_limit is None:
+            # No limit set: still no single runaway notebook takes all of the users' memory.
+            properties["MemoryMax"] = DEFAULT_MEMORY_MAX
+        self.unit_extra_properties = properties
         started = await super().start()
         if started is None:
             raise RuntimeError(f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")

@@ -228,3 +228,17 @@ print(at.stderr.strip())
     log = tb.run("journalctl", "-u", "ssh", "--no-pager", "-o", "cat").stdout
     assert "not allowed because a group is listed in DenyGroups" in log
     tb.run("bash", "-c", "systemctl disable --now ssh; rm /etc/ssh/sshd_config.d/00-test.conf")
+
+
+def test_students_together_cannot_take_the_hubs_memory(hub, mallory):
+    # What a real VM enforces; this target has no memory controller to enforce it with
+    # (a runaway here is not stopped), so the test reads what systemd was told.
+    unit = f"jupyter-{MALLORY}"
+    total = int(hub.tb.run("awk", "/MemTotal/ {print $2 * 1024}", "/proc/meminfo").stdout)
+    assert hub.unit_property(unit, "Slice") == paths.USERS_SLICE
+    all_students = int(hub.unit_property(paths.USERS_SLICE, "MemoryMax"))
+    one_student = int(hub.unit_property(unit, "MemoryMax"))
+    assert one_student < all_students < total
+    assert hub.unit_property(unit, "OOMPolicy") == "continue"  # a kernel dies, not the server
+    for service in ("jupyterhub", "traefik"):
+        assert int(hub.unit_property(service, "OOMScoreAdjust")) < 0
