@@ -85,7 +85,9 @@ class HubsteadSpawner(SystemdSpawner):
     def _unit_extra_properties_default(self):
         # OOMPolicy=continue: when a notebook outgrows the server's memory, the kernel
         # has to go (JupyterLab restarts it), not the whole server.
-        return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue"}
+        # ProtectProc=invisible: the server sees only its own user's processes, never
+        # another's command line (an installer's or a config command's arguments).
+        return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue", "ProtectProc": "invisible"}
 
     @default("slice")
     def _slice_default(self):

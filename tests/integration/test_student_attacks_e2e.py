@@ -242,3 +242,27 @@ def test_students_together_cannot_take_the_hubs_memory(hub, mallory):
     assert hub.unit_property(unit, "OOMPolicy") == "continue"  # a kernel dies, not the server
     for service in ("jupyterhub", "traefik"):
         assert int(hub.unit_property(service, "OOMScoreAdjust")) < 0
+
+
+def test_other_users_command_lines_are_invisible(hub, mallory):
+    # Root runs something with a secret in its arguments (as a careless `config set` or
+    # `--admin name:password` would); Mallory looks through /proc for it.
+    hub.tb.run("systemd-run", "--unit=argv-secret", "sh", "-c", "sleep 120", "S3cret-in-argv")
+    try:
+        out = as_mallory(mallory, """
+import os
+seen, found = 0, []
+for pid in filter(str.isdigit, os.listdir("/proc")):
+    try:
+        cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+    except OSError:
+        continue
+    seen += 1
+    if b"S3cret-in-argv" in cmdline or b"jupyterhub" in cmdline and b"--config" in cmdline:
+        found.append(pid)
+print(seen, found)
+""")
+        seen, found = out.split(" ", 1)
+        assert int(seen) > 0 and found == "[]", out  # she sees her own processes only
+    finally:
+        hub.tb.run("systemctl", "stop", "argv-secret", check=False)
