@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hubstead bootstrap: turn a fresh Debian/Ubuntu machine into a JupyterHub.
 
-    curl -L https://…/bootstrap.py | sudo python3 - --admin teacher:S3cret
+    curl -L https://…/bootstrap.py | sudo python3 - --admin teacher
 
 Standard library only (it runs on the system python3 before anything is installed).
 It checks the host, installs the apt prerequisites, builds the hub environment in
@@ -10,6 +10,7 @@ Every host check fails with one line and before anything on the machine changes.
 """
 
 import argparse
+import getpass
 import json
 import os
 import platform
@@ -44,8 +45,10 @@ def say(message):
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="bootstrap.py", description=__doc__.splitlines()[0])
-    parser.add_argument("--admin", action="append", default=[], metavar="NAME[:PASSWORD]",
-                        help="hub admin (repeatable); without a password one is generated and printed once")
+    parser.add_argument("--admin", action="append", default=[], metavar="NAME",
+                        help="hub admin (repeatable); you are asked for the password on a terminal "
+                             "(Enter: one is generated and printed once); NAME:PASSWORD also works, "
+                             "but puts the password where others can see it")
     parser.add_argument("--from", dest="spec", default=DEFAULT_SPEC, metavar="SPEC",
                         help="where to install Hubstead from: a checkout directory, a wheel, or a pip "
                              "requirement (default: %(default)s)")
@@ -209,14 +212,39 @@ def install_hubstead(python, uv, spec):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def hand_over(args):
-    """exec `hubstead install`; admin passwords travel in the environment only."""
-    passwords, admins = {}, []
-    for spec in args.admin:
+def admin_passwords(specs, terminal=None):
+    """{name: password} for the --admin values: NAME:PASSWORD (with a warning: command
+    lines are in every process list while this runs, and sudo logs them), or asked for
+    on the terminal. Without a terminal or an answer, `hubstead install` makes one."""
+    passwords = {}
+    for spec in specs:
         name, sep, password = spec.partition(":")
-        admins += ["--admin", name]
+        name = name.strip().lower()
         if sep:
-            passwords[name.strip().lower()] = password
+            print(f"hubstead-bootstrap: warning: the password of {name} is on the command line, "
+                  "which other users of this machine can see while this runs and sudo has logged; "
+                  f"next time use --admin {name} and type it when asked", file=sys.stderr, flush=True)
+            passwords[name] = password
+        elif terminal is not None:
+            typed = getpass.getpass(f"Password for hub admin {name} (Enter: generate one): ", stream=terminal)
+            if typed:
+                passwords[name] = typed
+    return passwords
+
+
+def open_terminal():
+    """The controlling terminal (stdin is this script when piped from curl), or None."""
+    try:
+        return open("/dev/tty", "w+")
+    except OSError:
+        return None
+
+
+def hand_over(args, passwords):
+    """exec `hubstead install`; admin passwords travel in the environment only."""
+    admins = []
+    for spec in args.admin:
+        admins += ["--admin", spec.partition(":")[0]]
     argv = [os.path.join(HUB_ENV, "bin", "hubstead"), "install", *admins]
     if args.user_env:
         argv += ["--user-env", args.user_env]
@@ -232,6 +260,9 @@ def main(argv=None):
     except HostError as e:
         print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
         return 1
+    # Asked first, so nobody waits at the terminal through the installs.
+    terminal = open_terminal()
+    passwords = admin_passwords(args.admin, terminal)
     try:
         ensure_apt_packages()
         python, uv = ensure_hub_env()
@@ -240,7 +271,7 @@ def main(argv=None):
         print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:3]))} … failed with exit code "
               f"{e.returncode}", file=sys.stderr)
         return 1
-    hand_over(args)
+    hand_over(args, passwords)
 
 
 if __name__ == "__main__":

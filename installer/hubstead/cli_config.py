@@ -4,6 +4,8 @@ Every change is validated as a whole config before config.yaml is written (atomi
 under a lock); nothing on the machine changes until `reload` or `apply`.
 """
 
+import sys
+
 import click
 import yaml
 
@@ -135,11 +137,21 @@ dry_run_option = click.option("--dry-run", is_flag=True,
 
 @config_group.command("set")
 @click.argument("key")
-@click.argument("value")
+@click.argument("value", required=False)
+@click.option("--value-stdin", is_flag=True,
+              help="Read VALUE from standard input (for secrets: nothing on the command line).")
 @dry_run_option
 @root_only
-def set_(key, value, dry_run):
+def set_(key, value, value_stdin, dry_run):
     """Set KEY to VALUE (2, 1.5, true, null, 2G, [a, b] are typed)."""
+    if (value is None) == (not value_stdin):
+        fail(f"{key}: give a VALUE or --value-stdin (one of them)")
+    if value_stdin:
+        value = sys.stdin.readline().rstrip("\n")
+    elif keys.is_secret(key):
+        # The command line is in every process list (and in sudo's log) while this runs.
+        click.echo(f"hubstead: warning: {key} is a secret, and command lines are visible to other "
+                   f"users of this machine; next time: sudo hubstead config set {key} --value-stdin", err=True)
     _change(lambda c: keys.set_(c, key, _parse(key, value, c)), dry_run)
 
 

@@ -106,13 +106,18 @@ def flatten(tree: dict, prefix: str = "", is_leaf=lambda key: False) -> dict:
     return flat
 
 
+def is_secret(key: str) -> bool:
+    """Whether the dotted ``key`` holds a secret (its last part says so)."""
+    return bool(_SECRET.search(key.rpartition(".")[2]))
+
+
 def redact(tree: dict) -> dict:
     """A copy with the values of secret-looking keys replaced."""
     out = {}
     for name, value in tree.items():
         if isinstance(value, dict):
             out[name] = redact(value)
-        elif _SECRET.search(name) and value not in (None, ""):
+        elif is_secret(name) and value not in (None, ""):
             out[name] = REDACTED
         else:
             out[name] = copy.deepcopy(value)

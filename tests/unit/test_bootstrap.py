@@ -61,14 +61,25 @@ def test_a_busy_port_is_seen():
         assert not bootstrap.port_free(s.getsockname()[1])
 
 
-def test_hand_over_keeps_passwords_off_the_command_line(monkeypatch):
+def test_hand_over_keeps_passwords_off_the_command_line(monkeypatch, capsys):
     seen = {}
     monkeypatch.setattr(bootstrap.os, "execve", lambda path, argv, env: seen.update(argv=argv, env=env))
     args = bootstrap.parse_args(["--admin", "Teacher:S3cret-pass", "--admin", "ta", "--user-env", "venv"])
-    bootstrap.hand_over(args)
+    bootstrap.hand_over(args, bootstrap.admin_passwords(args.admin))
+    warning = capsys.readouterr().err
+    assert "warning: the password of teacher is on the command line" in warning and "S3cret" not in warning
     assert "S3cret-pass" not in " ".join(seen["argv"])
     assert seen["argv"][1:] == ["install", "--admin", "Teacher", "--admin", "ta", "--user-env", "venv"]
     assert json.loads(seen["env"][bootstrap.ADMIN_PASSWORDS_ENV]) == {"teacher": "S3cret-pass"}
+
+
+def test_admin_passwords_are_asked_on_the_terminal_and_enter_means_generate(monkeypatch, capsys):
+    answers = {"Password for hub admin teacher (Enter: generate one): ": "typed-pass-1",
+               "Password for hub admin ta (Enter: generate one): ": ""}
+    monkeypatch.setattr(bootstrap.getpass, "getpass", lambda prompt, stream: answers[prompt])
+    assert bootstrap.admin_passwords(["Teacher", "ta"], terminal=object()) == {"teacher": "typed-pass-1"}
+    assert bootstrap.admin_passwords(["teacher"], terminal=None) == {}  # no terminal: generated later
+    assert capsys.readouterr().err == ""
 
 
 def test_passwords_env_name_matches_the_cli():

@@ -130,3 +130,23 @@ def test_not_root_is_refused(monkeypatch):
 
 def test_hubstead_config_is_the_same_group():
     assert cli.main.commands["config"] is cli.config_main
+
+
+def test_a_secret_from_stdin_never_touches_the_command_line_and_argv_gets_a_warning():
+    key = "auth.GitHubOAuthenticator.client_secret"
+    assert run("set", "auth.type", "github").exit_code == 0
+    r = CliRunner().invoke(cli.config_main, ["set", key, "--value-stdin"], input="from-stdin-123\n")
+    assert r.exit_code == 0, r.output
+    assert stored()["auth"]["GitHubOAuthenticator"]["client_secret"] == "from-stdin-123"
+    assert "warning" not in r.output and "from-stdin-123" not in r.output
+    r = run("set", key, "from-argv-456")
+    assert r.exit_code == 0
+    assert f"warning: {key} is a secret" in r.output and f"config set {key} --value-stdin" in r.output
+    assert run("set", "limits.memory", "2G").output.count("warning") == 0
+
+
+def test_set_needs_exactly_one_value():
+    assert run("set", "limits.memory").exit_code == 1
+    r = CliRunner().invoke(cli.config_main, ["set", "limits.memory", "2G", "--value-stdin"], input="3G\n")
+    assert r.exit_code == 1 and "give a VALUE or --value-stdin" in r.output
+    assert stored() == {}
