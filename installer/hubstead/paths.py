@@ -43,8 +43,10 @@ TEACHER_PORT = 882
 TRAEFIK_API_PORT = 883
 ACME_CHALLENGE_PORT = 884  # certbot's standalone server, behind traefik's challenge route
 
-# Every user's server runs in this slice, whose memory cap keeps room for the hub.
-USERS_SLICE = "hubstead-users.slice"
+# Every user's server runs in this slice, whose memory cap keeps room for the hub. (A
+# dash in a slice's name would nest it in another slice.)
+USERS_SLICE = "jupyter.slice"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
 
 # Roles and templates ship inside the wheel (pyproject force-include).
 DATA_DIR = Path(__file__).resolve().parent / "_data"

@@ -2,17 +2,20 @@
 user's own Unix account, from the shared user environment."""
 
 import asyncio
+import contextlib
 import functools
+import grp
 import itertools
 import pwd
 import re
 import subprocess
+from pathlib import Path
 
 from systemdspawner import SystemdSpawner
 from jupyterhub.traitlets import ByteSpecification
 from traitlets import Dict, Integer, List, Unicode, default
 
-from . import admission, paths, sockets, unixusers, usernames
+from . import admission, paths, sockets, systemd, unixusers, usernames
 
 SUDOERS_GROUP = "hubstead-sudoers"
 TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
@@ -120,6 +123,41 @@ class HubsteadSpawner(SystemdSpawner):
                   "UNIXNAME": usernames.unix_name(self.user.name)}
         return USER_VARS.sub(lambda m: str(values[m.group(1)]), string)
 
+    def _memberships(self) -> dict[str, bool]:
+        """{Unix group: whether this user belongs to it}, for the groups Hubstead manages."""
+        memberships = {SUDOERS_GROUP: self.user.name in self.sudoers, TEACHERS_GROUP: self.user.admin}
+        memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
+        return memberships
+
+    def _revoked_groups(self) -> set[str]:
+        """Groups the running server's processes hold although the user may no longer
+        (taken out of users.sudoers, say): a process keeps its groups until it ends."""
+        forbidden = {}
+        for group, member in self._memberships().items():
+            with contextlib.suppress(KeyError):  # a group that does not exist is held by nobody
+                if not member:
+                    forbidden[grp.getgrnam(group).gr_gid] = group
+        held = set()
+        for pid in systemd.unit_pids(f"{self.unit_name}.service", paths.USERS_SLICE):
+            with contextlib.suppress(FileNotFoundError):
+                status = Path(f"/proc/{pid}/status").read_text()
+                held |= {int(g) for line in status.splitlines() if line.startswith("Groups:")
+                         for g in line.split()[1:]}
+        return {forbidden[gid] for gid in held & forbidden.keys()}
+
+    async def poll(self):
+        # The hub polls every running server at its start and every poll_interval: a
+        # revoked group (sudo!) ends the server, whose next start comes without it.
+        status = await super().poll()
+        if status is None:
+            revoked = await asyncio.to_thread(self._revoked_groups)
+            if revoked:
+                self.log.warning("Stopping %s: its processes still hold %s, no longer allowed",
+                                 self._log_name, ", ".join(sorted(revoked)))
+                await self.stop()
+                return 1
+        return status
+
     @property
     def _queue(self) -> admission.SpawnQueue:
         return spawn_queue(self.concurrent_spawns)
@@ -183,12 +221,9 @@ class HubsteadSpawner(SystemdSpawner):
         # Fallback for users added before Hubstead managed the machine: the account
         # normally exists since the user was added (see UnixAccountsMixin).
         unix_name = await asyncio.to_thread(unixusers.ensure, self.user.name)
-        may_sudo = self.user.name in self.sudoers
-        memberships = {SUDOERS_GROUP: may_sudo, TEACHERS_GROUP: self.user.admin}
-        memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
-        for group, member in memberships.items():
+        for group, member in self._memberships().items():
             await asyncio.to_thread(_set_group_membership, unix_name, group, member)
-        self.disable_user_sudo = not may_sudo
+        self.disable_user_sudo = self.user.name not in self.sudoers
         # Files teachers make in the (setgid) course folder stay writable for the others.
         properties = {k: v for k, v in self.unit_extra_properties.items() if k not in ("UMask", "MemoryMax")}
         if self.user.admin:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from systemd import daemon, journal
 
+from . import paths
+
 
 def booted() -> bool:
     return daemon.booted()
@@ -24,20 +26,31 @@ def journal_logger(identifier: str) -> logging.Logger:
     return logger
 
 
-def unit_memory(unit: str) -> int | None:
+def cgroup_dir(unit: str, slice_: str = "system.slice") -> Path:
+    """The cgroup directory of ``unit`` running in the top-level ``slice_``."""
+    return paths.CGROUP_ROOT / slice_ / unit
+
+
+def unit_pids(unit: str, slice_: str = "system.slice") -> list[int]:
+    """The processes of a running unit (none when it isn't running)."""
+    try:
+        return [int(pid) for pid in (cgroup_dir(unit, slice_) / "cgroup.procs").read_text().split()]
+    except FileNotFoundError:
+        return []
+
+
+def unit_memory(unit: str, slice_: str = "system.slice") -> int | None:
     """Bytes of memory a unit's processes use: the cgroup's own count where the memory
     controller is on, else the sum of their resident sets; None when it isn't running."""
-    cgroup = Path("/sys/fs/cgroup/system.slice") / unit
+    cgroup = cgroup_dir(unit, slice_)
     try:
         return int((cgroup / "memory.current").read_text())
     except (FileNotFoundError, ValueError):
         pass
-    try:
-        pids = (cgroup / "cgroup.procs").read_text().split()
-    except FileNotFoundError:
+    if not cgroup.is_dir():
         return None
     total = 0
-    for pid in pids:
+    for pid in unit_pids(unit, slice_):
         try:
             status = Path(f"/proc/{pid}/status").read_text()
         except FileNotFoundError:

@@ -90,7 +90,7 @@ class Dashboard(TeacherHandler):
                 "groups": ", ".join(user.get("groups", [])),
                 "account": account_state(user["name"], locked),
                 "server": "running" if running else ("starting" if server and server.get("pending") else "stopped"),
-                "memory": _size(unit_memory(f"{unix_name}.service")) if running else "–",
+                "memory": _size(unit_memory(f"{unix_name}.service", paths.USERS_SLICE)) if running else "–",
                 "last_activity": (user.get("last_activity") or "never")[:19].replace("T", " "),
                 "login": "locked" if account and account.locked else
                          ("must change password" if account and account.must_change else

@@ -266,3 +266,24 @@ print(seen, found)
         assert int(seen) > 0 and found == "[]", out  # she sees her own processes only
     finally:
         hub.tb.run("systemctl", "stop", "argv-secret", check=False)
+
+
+def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
+    name = "sam"
+    hub.tb.run("hubstead", "users", "add", name, "--password-stdin", input=PASSWORD + "\n")
+    hub.tb.run("hubstead", "config", "add-item", "users.sudoers", name)
+    hub.tb.run("hubstead", "config", "reload", "hub")
+    teacher.start_server(name)
+    check = ("import grp, os, subprocess; print(subprocess.run(['sudo', '-n', 'true']).returncode, "
+             "sorted(grp.getgrgid(g).gr_name for g in os.getgroups()))")
+    assert run_code(name, teacher.token(name), check).startswith("0 "), "sudo should work while allowed"
+    hub.tb.run("hubstead", "config", "remove-item", "users.sudoers", name)
+    hub.tb.run("hubstead", "config", "reload", "hub")
+    # The running server still held the group (a process keeps its groups): the hub ended it.
+    deadline = time.monotonic() + 60
+    while teacher.api("GET", f"/users/{name}").json()["servers"] and time.monotonic() < deadline:
+        time.sleep(1)
+    assert teacher.api("GET", f"/users/{name}").json()["servers"] == {}
+    teacher.start_server(name)
+    returncode, groups = run_code(name, teacher.token(name), check).strip().split(" ", 1)
+    assert returncode != "0" and "hubstead-sudoers" not in groups
