@@ -144,6 +144,9 @@ def remove(hub_name: str, home_policy: str, account_policy: str) -> str | None:
     if home.is_dir() and home_policy in ("archive", "delete"):
         shutil.rmtree(home)
     if account_policy == "delete":
+        if home.is_dir():
+            # A kept home would otherwise belong to whoever gets this UID next.
+            _run("chown", "-R", "--no-dereference", "root:root", str(home))
         _run("userdel", unix_name)
     else:
         # Expired accounts can't log in by any means (ssh keys, cron, su) until re-added.

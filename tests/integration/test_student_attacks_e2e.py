@@ -287,3 +287,24 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     teacher.start_server(name)
     returncode, groups = run_code(name, teacher.token(name), check).strip().split(" ", 1)
     assert returncode != "0" and "hubstead-sudoers" not in groups
+
+
+def test_the_next_user_with_a_deleted_accounts_uid_cannot_read_its_kept_home(hub, teacher):
+    hub.tb.run("hubstead", "config", "set", "users.removal.account", "delete")
+    hub.tb.run("hubstead", "config", "set", "users.removal.home", "keep")
+    hub.tb.run("hubstead", "config", "reload", "hub")
+    try:
+        hub.tb.run("hubstead", "users", "add", "olga", "--password-stdin", input=PASSWORD + "\n")
+        uid = hub.tb.run("id", "-u", "jupyter-olga").stdout.strip()
+        hub.tb.run("bash", "-c", "echo olga-notes > /home/jupyter-olga/notes.txt && chown jupyter-olga /home/jupyter-olga/notes.txt")
+        assert teacher.api("DELETE", "/users/olga").status_code == 204
+        hub.tb.run("hubstead", "users", "add", "pete", "--password-stdin", input=PASSWORD + "\n")
+        assert hub.tb.run("id", "-u", "jupyter-pete").stdout.strip() == uid  # useradd reuses the free UID
+        owners = hub.tb.run("stat", "-c", "%u", "/home/jupyter-olga", "/home/jupyter-olga/notes.txt").stdout.split()
+        assert owners == ["0", "0"]
+        read = hub.tb.run("runuser", "-u", "jupyter-pete", "--", "cat", "/home/jupyter-olga/notes.txt", check=False)
+        assert read.returncode != 0 and "olga-notes" not in read.stdout
+    finally:
+        hub.tb.run("hubstead", "config", "unset", "users.removal.account")
+        hub.tb.run("hubstead", "config", "unset", "users.removal.home")
+        hub.tb.run("hubstead", "config", "reload", "hub")
