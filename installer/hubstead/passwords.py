@@ -128,37 +128,43 @@ class PasswordStore:
 
     def verify(self, name: str, password: str, lockout: Lockout | None = None) -> bool:
         """True for the right password of an account that is not locked. With
-        ``lockout``, wrong passwords are counted and lock the account."""
+        ``lockout``, each attempt counts as a failure until it proves right, and
+        ``max_failures`` of them in a row lock the account."""
         entry = self._read().get(name)
         if entry is None:
             # Spend the same time as a real check, so timing doesn't tell who exists.
             _context.dummy_verify()
             return False
-        if lockout and entry.get("locked_until", 0) > time.time():
-            return False
         stored = entry["hash"]
+        if lockout:
+            # Counted before the (slow) check, under the lock: guesses sent all at once
+            # can't all be checked before the first of them locks the account.
+            with locked(self._lock):
+                entries = self._read()
+                current = entries.get(name)
+                if current is None or current.get("locked_until", 0) > time.time():
+                    return False
+                stored = current["hash"]
+                current["failures"] = current.get("failures", 0) + 1
+                if lockout.max_failures and current["failures"] >= lockout.max_failures:
+                    current["locked_until"] = time.time() + lockout.seconds
+                    current["failures"] = 0
+                self._write(entries)
         if _context.identify(stored) == "bcrypt" and len(password.encode()) > _BCRYPT_MAX_BYTES:
             ok, new_hash = False, None
         else:
             ok, new_hash = _context.verify_and_update(password, stored)
-        count_failure = lockout and not ok
-        reset_failures = ok and entry.get("failures")
-        if not (new_hash or count_failure or reset_failures):
+        if not ok or not (lockout or new_hash):
             return ok
         with locked(self._lock):
             entries = self._read()
             current = entries.get(name)
             if current is None or current["hash"] != stored:
                 return False  # changed meanwhile: take no decision on stale data
-            if ok:
-                current.pop("failures", None)
-                current.pop("locked_until", None)
-                if new_hash:
-                    current["hash"] = new_hash
-            elif lockout:
-                current["failures"] = current.get("failures", 0) + 1
-                if lockout.max_failures and current["failures"] >= lockout.max_failures:
-                    current["locked_until"] = time.time() + lockout.seconds
-                    current["failures"] = 0
+            # Right: this attempt was no failure, and any lock it set is lifted.
+            current.pop("failures", None)
+            current.pop("locked_until", None)
+            if new_hash:
+                current["hash"] = new_hash
             self._write(entries)
         return ok

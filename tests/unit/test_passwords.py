@@ -118,3 +118,30 @@ def test_must_change_is_recorded_and_cleared_by_a_new_password(store):
     assert store.account("alice").must_change
     store.set("alice", "chosen-by-alice")
     assert not store.account("alice").must_change
+
+
+def test_guesses_sent_at_once_are_not_all_checked_before_the_lock(store, monkeypatch):
+    import threading
+
+    from hubstead import passwords
+    from hubstead.passwords import Lockout
+
+    store.set("teacher", "correct horse")
+    checked = []
+    real_check = passwords._context.verify_and_update
+
+    def slow_check(secret, stored):
+        checked.append(secret)
+        threading.Event().wait(0.05)  # a real argon2 check takes this long: the race window
+        return real_check(secret, stored)
+
+    monkeypatch.setattr(passwords._context, "verify_and_update", slow_check)
+    policy = Lockout(max_failures=3, seconds=600)
+    guesses = [threading.Thread(target=store.verify, args=("teacher", f"guess-{i}", policy)) for i in range(20)]
+    for guess in guesses:
+        guess.start()
+    for guess in guesses:
+        guess.join()
+    assert len(checked) == 3
+    assert store.account("teacher").locked
+    assert not store.verify("teacher", "correct horse", policy)
