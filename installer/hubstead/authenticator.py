@@ -6,6 +6,7 @@ once, so the machine follows the hub whatever route added the user.
 """
 
 import asyncio
+import secrets
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from traitlets.config import LoggingConfigurable
 from . import hubapi, passwords, paths, unixusers
 from .passwords import Lockout, PasswordStore, WeakPassword
 
+# A browser that logged in before, and as whom (see HubsteadAuthenticator.authenticate).
+DEVICE_COOKIE = "hubstead-device"
+DEVICE_COOKIE_DAYS = 365
 # Under the hub's prefix: /hub/api/hubstead/users/NAME/sessions.
 END_SESSIONS_ROUTE = "/api" + hubapi.END_SESSIONS_PATH.format(name="([^/]+)")
 # The hub's own pages Hubstead adds or extends (JupyterHub.template_paths).
@@ -142,8 +146,14 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
         name = self.normalize_username(data.get("username", ""))
         password = data.get("password", "")
         store = PasswordStore(self.password_store)
-        # argon2 takes ~0.1 s of CPU: keep the event loop free for the other logins.
-        if await asyncio.to_thread(store.verify, name, password, self.lockout()):
+        device = _known_device(handler, name)
+        # argon2 takes CPU: keep the event loop free for the other logins.
+        if await asyncio.to_thread(store.verify, name, password, self.lockout(), device):
+            # This browser is now known to be the user's: strangers' wrong guesses never
+            # lock it out (they lock the account for unknown browsers only).
+            handler.set_signed_cookie(DEVICE_COOKIE, f"{name}:{device or secrets.token_urlsafe(16)}",
+                                      expires_days=DEVICE_COOKIE_DAYS, path=handler.hub.base_url,
+                                      httponly=True, samesite="Strict")
             return name
         account = store.account(name)
         if account and account.locked:
@@ -164,6 +174,14 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
     def get_handlers(self, app):
         return [("/login", HubsteadLoginHandler), ("/change-password", ChangePasswordHandler),
                 (END_SESSIONS_ROUTE, EndSessionsAPIHandler)]
+
+
+def _known_device(handler, name: str) -> str | None:
+    """The id of this browser if it logged in as ``name`` before (a cookie signed with
+    the hub's secret), else None."""
+    value = handler.get_signed_cookie(DEVICE_COOKIE, max_age_days=DEVICE_COOKIE_DAYS)
+    owner, _, device = (value or b"").decode().partition(":")
+    return device if owner == name and device else None
 
 
 def for_type(auth_type: str) -> type:

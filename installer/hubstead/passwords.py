@@ -115,8 +115,8 @@ class PasswordStore:
             entries = self._read()
             if name not in entries:
                 return False
-            entries[name].pop("failures", None)
-            entries[name].pop("locked_until", None)
+            for counter in ("failures", "locked_until", "devices"):
+                entries[name].pop(counter, None)
             self._write(entries)
         return True
 
@@ -126,10 +126,12 @@ class PasswordStore:
             if entries.pop(name, None) is not None:
                 self._write(entries)
 
-    def verify(self, name: str, password: str, lockout: Lockout | None = None) -> bool:
+    def verify(self, name: str, password: str, lockout: Lockout | None = None, device: str | None = None) -> bool:
         """True for the right password of an account that is not locked. With
         ``lockout``, each attempt counts as a failure until it proves right, and
-        ``max_failures`` of them in a row lock the account."""
+        ``max_failures`` of them in a row lock the account. ``device``: a browser this
+        user logged in with before has failures and a lock of its own, so strangers
+        guessing can lock the account for everyone else but not for its owner."""
         entry = self._read().get(name)
         if entry is None:
             # Spend the same time as a real check, so timing doesn't tell who exists.
@@ -142,13 +144,16 @@ class PasswordStore:
             with locked(self._lock):
                 entries = self._read()
                 current = entries.get(name)
-                if current is None or current.get("locked_until", 0) > time.time():
+                if current is None:
+                    return False
+                counters = current.setdefault("devices", {}).setdefault(device, {}) if device else current
+                if counters.get("locked_until", 0) > time.time():
                     return False
                 stored = current["hash"]
-                current["failures"] = current.get("failures", 0) + 1
-                if lockout.max_failures and current["failures"] >= lockout.max_failures:
-                    current["locked_until"] = time.time() + lockout.seconds
-                    current["failures"] = 0
+                counters["failures"] = counters.get("failures", 0) + 1
+                if lockout.max_failures and counters["failures"] >= lockout.max_failures:
+                    counters["locked_until"] = time.time() + lockout.seconds
+                    counters["failures"] = 0
                 self._write(entries)
         if _context.identify(stored) == "bcrypt" and len(password.encode()) > _BCRYPT_MAX_BYTES:
             ok, new_hash = False, None
@@ -162,8 +167,13 @@ class PasswordStore:
             if current is None or current["hash"] != stored:
                 return False  # changed meanwhile: take no decision on stale data
             # Right: this attempt was no failure, and any lock it set is lifted.
-            current.pop("failures", None)
-            current.pop("locked_until", None)
+            if device:
+                current.get("devices", {}).pop(device, None)
+                if not current.get("devices"):
+                    current.pop("devices", None)
+            else:
+                current.pop("failures", None)
+                current.pop("locked_until", None)
             if new_hash:
                 current["hash"] = new_hash
             self._write(entries)

@@ -308,3 +308,14 @@ def test_the_next_user_with_a_deleted_accounts_uid_cannot_read_its_kept_home(hub
         hub.tb.run("hubstead", "config", "unset", "users.removal.account")
         hub.tb.run("hubstead", "config", "unset", "users.removal.home")
         hub.tb.run("hubstead", "config", "reload", "hub")
+
+
+def test_strangers_guessing_cannot_lock_a_teacher_out_of_her_own_browser(hub):
+    hub.tb.run("hubstead", "users", "add", "tina", "--admin", "--password-stdin", input=PASSWORD + "\n")
+    her_browser = HubSession()
+    assert her_browser.login("tina", PASSWORD).status_code == 302
+    her_browser.http.get("http://127.0.0.1/hub/logout", timeout=30)
+    for _ in range(5):  # users.lockout.max_failures wrong guesses, from anywhere
+        assert HubSession().login("tina", "not-her-password").status_code == 403
+    assert HubSession().login("tina", PASSWORD).status_code == 403  # any other browser: locked
+    assert her_browser.login("tina", PASSWORD).status_code == 302  # hers: not

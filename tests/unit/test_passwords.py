@@ -145,3 +145,22 @@ def test_guesses_sent_at_once_are_not_all_checked_before_the_lock(store, monkeyp
     assert len(checked) == 3
     assert store.account("teacher").locked
     assert not store.verify("teacher", "correct horse", policy)
+
+
+def test_strangers_lock_the_account_but_not_its_owners_browser(store):
+    from hubstead.passwords import Lockout
+    policy = Lockout(max_failures=3, seconds=600)
+    store.set("teacher", "correct horse")
+    for _ in range(3):  # anyone on the internet
+        assert not store.verify("teacher", "guess", policy)
+    assert not store.verify("teacher", "correct horse", policy)  # a new browser: locked
+    assert store.verify("teacher", "correct horse", policy, device="her-laptop")
+    # Her browser's own wrong passwords lock that browser only, and a success clears them.
+    for _ in range(3):
+        assert not store.verify("teacher", "typo", policy, device="her-laptop")
+    assert not store.verify("teacher", "correct horse", policy, device="her-laptop")
+    assert store.verify("teacher", "correct horse", policy, device="her-phone")
+    assert store.unlock("teacher")
+    assert store.verify("teacher", "correct horse", policy, device="her-laptop")
+    assert store.verify("teacher", "correct horse", policy)
+    assert "devices" not in __import__("json").loads(store.path.read_text())["teacher"]
