@@ -319,3 +319,45 @@ def test_strangers_guessing_cannot_lock_a_teacher_out_of_her_own_browser(hub):
         assert HubSession().login("tina", "not-her-password").status_code == 403
     assert HubSession().login("tina", PASSWORD).status_code == 403  # any other browser: locked
     assert her_browser.login("tina", PASSWORD).status_code == 302  # hers: not
+
+
+def test_nothing_of_the_hub_or_a_classmate_is_readable_or_writable(hub, teacher, mallory):
+    # A classmate with a file in their home and one in their server's /tmp.
+    hub.tb.run("hubstead", "users", "add", "nina", "--password-stdin", input=PASSWORD + "\n")
+    teacher.start_server("nina")
+    run_code("nina", teacher.token("nina"), "open('/tmp/nina-tmp.txt', 'w').write('x'); open('homework.txt', 'w').write('y')")
+    out = as_mallory(mallory, f"""
+import os, subprocess
+def attempt(what, action):
+    try:
+        action()
+        print(what, "DONE")
+    except OSError as e:
+        print(what, "refused", e.errno)
+attempt("list-classmate-home", lambda: os.listdir("/home/jupyter-nina"))
+attempt("read-classmate-file", lambda: open("/home/jupyter-nina/homework.txt").read())
+attempt("see-classmate-tmp", lambda: open("/tmp/nina-tmp.txt").read())
+attempt("write-user-env", lambda: open("{paths.USER_ENV}/bin/evil", "w"))
+attempt("read-state", lambda: os.listdir("{paths.STATE_DIR}"))
+attempt("read-config", lambda: open("{paths.CONFIG_FILE}").read())
+attempt("write-course-folder", lambda: open("{paths.SHARED_DIR}/evil.txt", "w"))
+print("sudo", subprocess.run(["sudo", "-n", "true"], capture_output=True).returncode)
+print("token-in-cmdline", any(os.environ["JUPYTERHUB_API_TOKEN"].encode() in open(f"/proc/{{p}}/cmdline", "rb").read()
+      for p in os.listdir("/proc") if p.isdigit()))
+""").splitlines()
+    results = dict(line.split(" ", 1) for line in out)
+    for what in ("list-classmate-home", "read-classmate-file", "write-user-env", "read-state", "read-config",
+                 "write-course-folder"):
+        assert results[what].startswith("refused 13"), (what, results[what])  # EACCES
+    assert results["see-classmate-tmp"] == "refused 2"  # ENOENT: her /tmp is her own
+    assert results["sudo"] != "0"
+    assert results["token-in-cmdline"] == "False"
+
+
+def test_a_token_in_a_url_is_not_accepted(hub, teacher, mallory):
+    r = requests.get(f"http://127.0.0.1/user/{MALLORY}/api/contents?token={mallory}", timeout=30,
+                     allow_redirects=False)
+    assert r.status_code in (302, 403), r.status_code
+    r = requests.get(f"http://127.0.0.1/user/{MALLORY}/api/contents", timeout=30,
+                     headers={"Authorization": f"token {mallory}"})
+    assert r.status_code == 200
