@@ -1,6 +1,7 @@
 """A hostile student, from their own server's kernel, against a booted target: each test
 performs an attack as the student would and shows it gets nothing."""
 
+import json
 import time
 
 import pytest
@@ -179,6 +180,8 @@ def test_a_password_reset_ends_the_old_passwords_sessions_and_tokens(hub, teache
 
 def test_no_api_token_lives_forever(hub, teacher):
     r = teacher.api("POST", f"/users/{ADMIN}/tokens", json={"note": "forever"})
+    assert r.status_code == 201 and r.json()["expires_at"]  # asked for none: gets the maximum
+    r = teacher.api("POST", f"/users/{ADMIN}/tokens", json={"note": "a year", "expires_in": 365 * 86400})
     assert r.status_code == 400
     r = teacher.api("POST", f"/users/{ADMIN}/tokens", json={"note": "a week", "expires_in": 7 * 86400})
     assert r.status_code == 201
@@ -216,15 +219,14 @@ ssh = subprocess.run(["ssh", "-p", "{SSH_PORT}", "-o", "BatchMode=yes", "-o", "S
                      capture_output=True, text=True, timeout=30)
 cron = subprocess.run(["crontab", "-"], input="* * * * * touch ~/cron-ran\\n", capture_output=True, text=True)
 at = subprocess.run(["at", "now + 1 minute"], input="touch ~/at-ran\\n", capture_output=True, text=True)
-print(ssh.returncode, cron.returncode, at.returncode)
-print(ssh.stdout.strip() or "-")
-print(cron.stderr.strip())
-print(at.stderr.strip())
-""").splitlines()
-    codes = out[0].split()
-    assert codes[0] == "255" and out[1] == "-", out  # ssh refused: no shell, no `id` output
-    assert codes[1] != "0" and "not allowed" in out[2], out
-    assert codes[2] != "0" and "permission to use at" in out[3], out
+import json
+print(json.dumps({"ssh": [ssh.returncode, ssh.stdout], "cron": [cron.returncode, cron.stderr],
+                  "at": [at.returncode, at.stderr]}))
+""")
+    tried = json.loads(out)
+    assert tried["ssh"] == [255, ""], tried  # refused: no shell, no `id` output
+    assert tried["cron"][0] != 0 and "not allowed to use this program" in tried["cron"][1], tried
+    assert tried["at"][0] != 0 and "permission to use at" in tried["at"][1], tried
     log = tb.run("journalctl", "-u", "ssh", "--no-pager", "-o", "cat").stdout
     assert "not allowed because a group is listed in DenyGroups" in log
     tb.run("bash", "-c", "systemctl disable --now ssh; rm /etc/ssh/sshd_config.d/00-test.conf")
@@ -234,7 +236,7 @@ def test_students_together_cannot_take_the_hubs_memory(hub, mallory):
     # What a real VM enforces; this target has no memory controller to enforce it with
     # (a runaway here is not stopped), so the test reads what systemd was told.
     unit = f"jupyter-{MALLORY}"
-    total = int(hub.tb.run("awk", "/MemTotal/ {print $2 * 1024}", "/proc/meminfo").stdout)
+    total = int(hub.tb.run("python3", "-c", "import os; print(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))").stdout)
     assert hub.unit_property(unit, "Slice") == paths.USERS_SLICE
     all_students = int(hub.unit_property(paths.USERS_SLICE, "MemoryMax"))
     one_student = int(hub.unit_property(unit, "MemoryMax"))
@@ -276,7 +278,12 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     teacher.start_server(name)
     check = ("import grp, os, subprocess; print(subprocess.run(['sudo', '-n', 'true']).returncode, "
              "sorted(grp.getgrgid(g).gr_name for g in os.getgroups()))")
-    assert run_code(name, teacher.token(name), check).startswith("0 "), "sudo should work while allowed"
+    try:
+        allowed = run_code(name, teacher.token(name), check)
+    except Exception as e:  # noqa: BLE001 — diagnosis of a flaky 502
+        log = hub.tb.run("journalctl", "-u", "jupyterhub", "-u", f"jupyter-{name}", "--no-pager", "-n", "60", "-o", "cat").stdout
+        raise AssertionError(f"{e}\n{log}") from None
+    assert allowed.startswith("0 "), "sudo should work while allowed"
     hub.tb.run("hubstead", "config", "remove-item", "users.sudoers", name)
     hub.tb.run("hubstead", "config", "reload", "hub")
     # The running server still held the group (a process keeps its groups): the hub ended it.
