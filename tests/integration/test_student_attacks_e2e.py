@@ -278,12 +278,7 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     teacher.start_server(name)
     check = ("import grp, os, subprocess; print(subprocess.run(['sudo', '-n', 'true']).returncode, "
              "sorted(grp.getgrgid(g).gr_name for g in os.getgroups()))")
-    try:
-        allowed = run_code(name, teacher.token(name), check)
-    except Exception as e:  # noqa: BLE001 — diagnosis of a flaky 502
-        log = hub.tb.run("journalctl", "-u", "jupyterhub", "-u", f"jupyter-{name}", "--no-pager", "-n", "60", "-o", "cat").stdout
-        raise AssertionError(f"{e}\n{log}") from None
-    assert allowed.startswith("0 "), "sudo should work while allowed"
+    assert run_code(name, teacher.token(name), check).startswith("0 "), "sudo should work while allowed"
     hub.tb.run("hubstead", "config", "remove-item", "users.sudoers", name)
     hub.tb.run("hubstead", "config", "reload", "hub")
     # The running server still held the group (a process keeps its groups): the hub ended it.
@@ -292,12 +287,14 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
         time.sleep(1)
     assert teacher.api("GET", f"/users/{name}").json()["servers"] == {}
     teacher.start_server(name)
-    try:
-        revoked = run_code(name, teacher.token(name), check)
-    except Exception as e:  # noqa: BLE001 — diagnosis of a flaky 502
-        log = hub.tb.run("journalctl", "-u", "jupyterhub", "-u", f"jupyter-{name}", "--no-pager", "-n", "80", "-o", "cat").stdout
-        raise AssertionError(f"{e}\n{log}") from None
-    returncode, groups = revoked.strip().split(" ", 1)
+    token = teacher.token(name)
+    # Started while the restarted hub was still settling its routes: the proxy may point
+    # at the old server's port for a moment.
+    deadline = time.monotonic() + 30
+    while requests.get(f"http://127.0.0.1/user/{name}/api", headers={"Authorization": f"token {token}"},
+                       timeout=10).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    returncode, groups = run_code(name, token, check).strip().split(" ", 1)
     assert returncode != "0" and "hubstead-sudoers" not in groups
 
 
