@@ -20,7 +20,6 @@ Needs aiohttp (the test venv has it, through JupyterHub); needs root.
 import argparse
 import asyncio
 import json
-import os
 import random
 import statistics
 import sys
@@ -34,6 +33,7 @@ CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(CHECKOUT / "tests"), str(CHECKOUT / "installer")]
 from hubstead import paths  # noqa: E402 (the checkout's, not an installed copy)
 from testbed import Testbed  # noqa: E402 (tests/ is not a package)
+from unit_usage import unit_usage  # noqa: E402 (beside this script)
 
 BASE = "http://127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "teacher", "bench-pass-1"
@@ -42,39 +42,9 @@ HUB_UNITS = ("jupyterhub.service", "traefik.service")
 SOLO_RUNS = 3
 CLIENT_TIMEOUT = 600  # seconds a client waits for any phase: failures are counted, not hung on
 
-# Runs inside the target: {unit: [cpu usec, rss kB]} over each unit's whole cgroup
-# (no memory controller in the testbed: RSS of its processes).
-UNIT_USAGE = """
-import json, os, subprocess, sys
-out = {}
-for unit in sys.argv[1:]:
-    cgroup = subprocess.run(['systemctl', 'show', '-p', 'ControlGroup', '--value', unit],
-                            capture_output=True, text=True).stdout.strip()
-    if not cgroup:
-        continue
-    base = '/sys/fs/cgroup' + cgroup
-    try:
-        with open(base + '/cpu.stat') as f:
-            usec = int(dict(line.split() for line in f)['usage_usec'])
-    except OSError:
-        continue
-    rss = 0
-    for d, _, _ in os.walk(base):
-        for pid in open(d + '/cgroup.procs').read().split():
-            try:
-                for line in open(f'/proc/{pid}/status'):
-                    if line.startswith('VmRSS:'):
-                        rss += int(line.split()[1])
-            except OSError:
-                pass
-    out[unit] = [usec, rss]
-print(json.dumps(out))
-"""
-
-
-def unit_usage(tb: Testbed, units) -> dict:
-    out = tb.exec("python3", "-c", UNIT_USAGE, *units).stdout
-    return {unit: (usec / 1e6, rss / 1024) for unit, (usec, rss) in json.loads(out).items()}
+def cpu_and_memory(tb: Testbed, units) -> dict:
+    """{unit: (CPU-seconds, PSS MiB)} of the running ones among ``units``."""
+    return {unit: (u["cpu_s"], u["pss_kb"] / 1024) for unit, u in unit_usage(tb, *units).items() if u}
 
 
 def student_unit(name: str) -> str:
@@ -252,14 +222,14 @@ def main() -> int:
         time.sleep(5)
         solo_runs = []
         for solo in solos:
-            before = unit_usage(tb, HUB_UNITS)
+            before = cpu_and_memory(tb, HUB_UNITS)
             start_cpu = {}
-            alone = Student(solo, after_spawn=lambda s=solo: start_cpu.update(unit_usage(tb, [student_unit(s)])))
+            alone = Student(solo, after_spawn=lambda s=solo: start_cpu.update(cpu_and_memory(tb, [student_unit(s)])))
             asyncio.run(run_class([alone], 0))
             if alone.error:
                 print(f"a student alone failed: {alone.error}")
                 return 1
-            after = unit_usage(tb, [*HUB_UNITS, student_unit(solo)])
+            after = cpu_and_memory(tb, [*HUB_UNITS, student_unit(solo)])
             solo_runs.append({
                 "hub": after["jupyterhub.service"][0] - before["jupyterhub.service"][0],
                 "proxy": after["traefik.service"][0] - before["traefik.service"][0],
@@ -274,12 +244,12 @@ def main() -> int:
               f"+ proxy {solo['proxy']:.2f} + server and kernel {solo['server']:.2f}")
 
         floor = len(names) * path_cpu / cores
-        before = unit_usage(tb, HUB_UNITS)
+        before = cpu_and_memory(tb, HUB_UNITS)
         client_cpu0 = time.process_time()
         students = [Student(n) for n in names]
         t0 = asyncio.run(run_class(students, args.spread))
         client_cpu = time.process_time() - client_cpu0
-        usage = unit_usage(tb, [*HUB_UNITS, *map(student_unit, names)])
+        class_usage = cpu_and_memory(tb, [*HUB_UNITS, *map(student_unit, names)])
 
         ok = [s for s in students if s.error is None]
         print(f"\n{len(names)} students arriving over {args.spread:.0f} s on {cores} cores: "
@@ -298,12 +268,12 @@ def main() -> int:
             print(f"\nlast student's result {last:.1f} s after the first arrival; "
                   f"floor {floor:.1f} s (= {len(names)} x {path_cpu:.2f} CPU-s / {cores} cores); "
                   f"ratio {last / floor:.2f}")
-        servers = [usage[student_unit(n)] for n in names if student_unit(n) in usage]
-        hub_class_cpu, proxy_class_cpu = (usage[u][0] - before[u][0] for u in HUB_UNITS)
+        servers = [class_usage[student_unit(n)] for n in names if student_unit(n) in class_usage]
+        hub_class_cpu, proxy_class_cpu = (class_usage[u][0] - before[u][0] for u in HUB_UNITS)
         print(f"CPU during the class: hub {hub_class_cpu:.1f} s, proxy {proxy_class_cpu:.1f} s, servers+kernels "
               f"{sum(c for c, _ in servers):.1f} s ({statistics.mean(c for c, _ in servers):.2f} s each), "
               f"load clients {client_cpu:.1f} s")
-        print(f"memory (RSS): hub {usage['jupyterhub.service'][1]:.0f} MiB, proxy {usage['traefik.service'][1]:.0f} MiB, "
+        print(f"memory (PSS): hub {class_usage[HUB_UNITS[0]][1]:.0f} MiB, proxy {class_usage[HUB_UNITS[1]][1]:.0f} MiB, "
               f"per student (server + one kernel) median {statistics.median(m for _, m in servers):.0f} MiB, "
               f"total {sum(m for _, m in servers) / 1024:.1f} GiB")
         if args.target:  # leave a kept target as idle as it was, for the next run

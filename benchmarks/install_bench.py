@@ -29,6 +29,7 @@ from pathlib import Path
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT / "tests"))
 from testbed import CACHE_DIR, Testbed  # noqa: E402 (tests/ is not a package)
+from unit_usage import unit_usage  # noqa: E402 (beside this script)
 
 
 def _load(name, path):
@@ -63,31 +64,6 @@ p = subprocess.Popen(sys.argv[1:], stdout=subprocess.PIPE, stderr=subprocess.STD
 for line in p.stdout:
     print(f'{time.monotonic() - t0:.2f} {line}', end='', flush=True)
 sys.exit(p.wait())
-"""
-
-# Runs inside the target: {unit: [processes, PSS kB]} over each unit's whole cgroup.
-UNIT_PSS = """
-import json, os, subprocess, sys
-out = {}
-for unit in sys.argv[1:]:
-    cgroup = subprocess.run(['systemctl', 'show', '-p', 'ControlGroup', '--value', unit],
-                            capture_output=True, text=True).stdout.strip()
-    if not cgroup:
-        out[unit] = None
-        continue
-    pids = []
-    for d, _, _ in os.walk('/sys/fs/cgroup' + cgroup):
-        with open(d + '/cgroup.procs') as f:
-            pids += f.read().split()
-    pss = 0
-    for pid in pids:
-        try:
-            with open(f'/proc/{pid}/smaps_rollup') as f:
-                pss += next(int(line.split()[1]) for line in f if line.startswith('Pss:'))
-        except OSError:  # exited meanwhile
-            pass
-    out[unit] = [len(pids), pss]
-print(json.dumps(out))
 """
 
 # Where a phase of bootstrap.py / `hubstead install` starts, by the first line that
@@ -216,10 +192,6 @@ def measure_floor(tb):
     return total, phases
 
 
-def unit_pss(tb, *units):
-    return json.loads(tb.exec("python3", "-c", UNIT_PSS, *units).stdout)
-
-
 def versions(tb):
     hub_python = f"{HUB_ENV}/bin/python"
     metadata = "import importlib.metadata as m, sys; print(*(m.version(p) for p in sys.argv[1:]))"
@@ -275,7 +247,7 @@ def measure_install(tb):
     results["install"] = timed_phases(tb, "start, host checks", *BOOTSTRAP)
     log(f"fresh install: {results['install'][0]:.1f} s")
     time.sleep(IDLE_SETTLE)
-    results["memory"] = unit_pss(tb, "jupyterhub.service", "traefik.service")
+    results["memory"] = unit_usage(tb, "jupyterhub.service", "traefik.service")
     results["versions"] = versions(tb)
     results["rerun"] = timed_rerun(tb, "start, host checks, apt check", *BOOTSTRAP)
     log(f"no-op bootstrap re-run: {results['rerun'][0]:.1f} s")
@@ -284,7 +256,7 @@ def measure_install(tb):
     log(f"no-op hubstead install: {results['converge'][0]:.1f} s")
     results["login"] = login_to_server_ready(ADMIN, ADMIN_PASSWORD)
     log(f"login -> server ready: {results['login']:.1f} s")
-    results["memory"].update(unit_pss(tb, f"jupyter-{ADMIN}.service"))
+    results["memory"].update(unit_usage(tb, f"jupyter-{ADMIN}.service"))
     return results
 
 
@@ -339,8 +311,8 @@ def report(started, caches, floor_pass1, install, floor_pass2):
         if usage is None:
             print(f"  {unit:<58} not running")
             continue
-        processes, pss_kb = usage
-        row(unit, pss_kb / 1024, "MiB", "; ".join(filter(None, [f"processes: {processes}", notes.get(unit)])))
+        row(unit, usage["pss_kb"] / 1024, "MiB",
+            "; ".join(filter(None, [f"processes: {usage['processes']}", notes.get(unit)])))
 
 
 def main():
