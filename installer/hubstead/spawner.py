@@ -89,8 +89,13 @@ class HubsteadSpawner(SystemdSpawner):
         # OOMPolicy=continue: when a notebook outgrows the server's memory, the kernel
         # has to go (JupyterLab restarts it), not the whole server.
         # ProtectProc=invisible: the server sees only its own user's processes, never
-        # another's command line (an installer's or a config command's arguments).
-        return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue", "ProtectProc": "invisible"}
+        # another's command line (an installer's or a config command's arguments). The
+        # kernel's knobs, modules, logs and cgroups stay out of reach even of a sudoer's
+        # root. (No PrivateDevices: a course may use the machine's GPU.)
+        return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue", "ProtectProc": "invisible",
+                **dict.fromkeys(("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
+                                 "ProtectControlGroups", "ProtectHostname", "RestrictRealtime",
+                                 "LockPersonality"), "yes")}
 
     @default("slice")
     def _slice_default(self):

@@ -23,12 +23,14 @@ class InstalledHub:
     def unit_property(self, unit: str, prop: str) -> str:
         return self.tb.run("systemctl", "show", unit, "-p", prop, "--value").stdout.strip()
 
-    def wait_http(self, url: str, timeout: float = 60) -> requests.Response:
+    def wait_http(self, url: str, timeout: float = 60, status: int | None = None) -> requests.Response:
+        """The first answer below 500 (or with ``status``): traefik answers 404 before it
+        has read its routes, and 502 until the hub behind a route listens."""
         deadline = time.monotonic() + timeout
         while True:
             try:
                 r = requests.get(url, timeout=5)
-                if r.status_code < 500:
+                if r.status_code == status if status else r.status_code < 500:
                     return r
             except requests.ConnectionError:
                 pass

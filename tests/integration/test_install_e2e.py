@@ -161,7 +161,7 @@ def test_rerunning_bootstrap_changes_and_restarts_nothing(hub):
 
 def test_reboot_brings_hub_proxy_and_login_back(hub):
     hub.tb.reboot()
-    hub.wait_http("http://127.0.0.1/hub/api/", timeout=120)
+    hub.wait_http("http://127.0.0.1/hub/api/", timeout=120, status=200)
     assert hub.unit_property("jupyterhub", "ActiveState") == "active"
     assert hub.unit_property("traefik", "ActiveState") == "active"
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302

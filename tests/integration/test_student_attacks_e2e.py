@@ -370,3 +370,16 @@ def test_a_token_in_a_url_is_not_accepted(hub, teacher, mallory):
     r = requests.get(f"http://127.0.0.1/user/{MALLORY}/api/contents", timeout=30,
                      headers={"Authorization": f"token {mallory}"})
     assert r.status_code == 200
+
+
+# `systemd-analyze security` exposure (0 safest, 10 most exposed) of each unit as it is
+# now: a change that loosens a unit fails here. Lower a budget when a unit gets tighter.
+# The teacher's page runs inside jupyterhub.service (a managed hub service).
+EXPOSURE_BUDGET = {"jupyterhub.service": None, "traefik.service": None, f"jupyter-{MALLORY}.service": None}
+
+
+@pytest.mark.parametrize("unit", EXPOSURE_BUDGET)
+def test_units_stay_within_their_exposure_budget(hub, mallory, unit):
+    out = hub.tb.run("systemd-analyze", "security", "--no-pager", unit).stdout
+    exposure = float(out.split(f"Overall exposure level for {unit}:")[1].split()[0])
+    assert exposure <= EXPOSURE_BUDGET[unit], f"{unit}: exposure {exposure} > budget {EXPOSURE_BUDGET[unit]}"
