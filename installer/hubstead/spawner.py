@@ -208,12 +208,15 @@ class HubsteadSpawner(SystemdSpawner):
             # imports) comes after systemd reports the unit active. Its port must be the
             # user's own: another student could have bound it first.
             for attempt in itertools.count(1):
-                owners = sockets.listener_uids(port)
-                if owners - {uid}:
-                    raise RuntimeError(f"{self._log_name}: port {port} is held by another user's process; "
-                                       "not routing this server there")
-                if uid in owners:
-                    return ip, port
+                # A connect is cheap; the kernel's socket tables (all of the machine's
+                # sockets) are read once something accepts.
+                if await _accepts(ip, port):
+                    owners = sockets.listener_uids(port)
+                    if owners - {uid}:
+                        raise RuntimeError(f"{self._log_name}: port {port} is held by another user's process; "
+                                           "not routing this server there")
+                    if uid in owners:
+                        return ip, port
                 # Asking systemd costs a process: only now and then.
                 if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
                     raise RuntimeError(f"{self._log_name}: the server exited while starting "
@@ -242,6 +245,15 @@ class HubsteadSpawner(SystemdSpawner):
         if started is None:
             raise RuntimeError(f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
         return started
+
+
+async def _accepts(ip: str, port: int) -> bool:
+    try:
+        _, writer = await asyncio.open_connection(ip, port)
+    except OSError:
+        return False
+    writer.close()
+    return True
 
 
 def _set_group_membership(unix_name: str, group: str, member: bool) -> None:
