@@ -29,6 +29,7 @@ METADATA_ADDRESSES = "169.254.0.0/16 fd00:ec2::254 100.100.100.200 192.0.0.192"
 # of the few admission slots until it answers.
 READY_POLL_SECONDS = 0.2
 UNIT_CHECK_EVERY = 10  # polls, i.e. every 2 s
+PORT_ATTEMPTS = 3  # ports tried for one start before giving up
 # How often a waiting student's progress page is refreshed even when the queue is still.
 QUEUE_PROGRESS_SECONDS = 5
 
@@ -202,28 +203,45 @@ class HubsteadSpawner(SystemdSpawner):
 
     async def start(self):
         try:
-            ip, port = await self._start_unit()
-            uid = pwd.getpwnam(usernames.unix_name(self.user.name)).pw_uid
-            # Hold the slot until the server listens: the CPU-heavy part of a start (the
-            # imports) comes after systemd reports the unit active. Its port must be the
-            # user's own: another student could have bound it first.
-            for attempt in itertools.count(1):
-                # A connect is cheap; the kernel's socket tables (all of the machine's
-                # sockets) are read once something accepts.
-                if await _accepts(ip, port):
-                    owners = sockets.listener_uids(port)
-                    if owners - {uid}:
-                        raise RuntimeError(f"{self._log_name}: port {port} is held by another user's process; "
-                                           "not routing this server there")
-                    if uid in owners:
-                        return ip, port
-                # Asking systemd costs a process: only now and then.
-                if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
-                    raise RuntimeError(f"{self._log_name}: the server exited while starting "
-                                       f"(journalctl -u {self.unit_name})")
-                await asyncio.sleep(READY_POLL_SECONDS)
+            for _ in range(PORT_ATTEMPTS):
+                ip, port = await self._start_unit()
+                if await self._wait_listening(ip, port):
+                    return ip, port
+                # Another process took the port between its choice and the server's bind
+                # (a classmate's kernel picks ports the same way, or a squatter).
+                self.log.warning("%s: port %s is held by another user's process; not routing this "
+                                 "server there, trying another port", self._log_name, port)
+                await self.stop()
+            raise RuntimeError(f"{self._log_name}: {PORT_ATTEMPTS} ports in a row were held by other "
+                               "users' processes")
         finally:
             self._queue.release(self._queue_key)
+
+    async def _wait_listening(self, ip: str, port: int) -> bool:
+        """True once the server listens on its port (the CPU-heavy part of a start, the
+        imports, comes after systemd reports the unit active): the slot is held until
+        then. False when another user's process holds the port: nothing is routed there."""
+        uid = pwd.getpwnam(usernames.unix_name(self.user.name)).pw_uid
+        for attempt in itertools.count(1):
+            # A connect is cheap; the kernel's socket tables (all of the machine's sockets)
+            # are read only once something accepts.
+            if await _accepts(ip, port):
+                owners = sockets.listener_uids(port)
+                if owners - {uid}:
+                    return False
+                if uid in owners:
+                    return True
+            # Asking systemd costs a process: only now and then.
+            if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
+                if sockets.listener_uids(port) - {uid}:
+                    return False  # it exited because the port was taken (port_retries=0)
+                raise RuntimeError(f"{self._log_name}: the server exited while starting "
+                                   f"(journalctl -u {self.unit_name})")
+            await asyncio.sleep(READY_POLL_SECONDS)
+
+    def get_args(self):
+        # On a taken port the server must fail, not quietly listen on the next one.
+        return [*super().get_args(), "--ServerApp.port_retries=0"]
 
     async def _start_unit(self):
         # Fallback for users added before Hubstead managed the machine: the account

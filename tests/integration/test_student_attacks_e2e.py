@@ -124,17 +124,14 @@ except OSError:
 subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
 """)
         time.sleep(2)
-        r = teacher.api("POST", f"/users/{VICTIM}/server")
-        assert r.status_code in (202, 500), r.text  # 500: it failed within the request already
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            server = teacher.api("GET", f"/users/{VICTIM}").json()["servers"].get("")
-            if not server or server.get("ready"):
-                break
-            time.sleep(1)
-        assert not (server and server.get("ready")), "the hub routed the victim to the squatter"
+        teacher.start_server(VICTIM)  # on another port: the squatted one is refused
+        victim = teacher.api("GET", f"/users/{VICTIM}").json()["servers"][""]
+        assert victim["ready"]
         log = hub.tb.run("journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat").stdout
-        assert f"port {SQUATTED_PORT} is held by another user's process" in log
+        assert f"port {SQUATTED_PORT} is held by another user's process; not routing this server there" in log
+        listening = hub.tb.run("ss", "--listening", "--tcp", "--numeric", "--no-header", "--processes").stdout
+        assert not [line for line in listening.splitlines() if f":{SQUATTED_PORT} " in line and "jupyterhub-sing" in line]
+        run_code(VICTIM, teacher.token(VICTIM), "print('my own server')")
         trapped = as_mallory(mallory, "import os; print(open('trap.txt').read() if os.path.exists('trap.txt') else '')")
         assert trapped == ""
     finally:
