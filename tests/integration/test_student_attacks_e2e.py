@@ -113,10 +113,12 @@ try:
         conn, _ = s.accept()
         conn.settimeout(2)
         try:
-            log.write(repr(conn.recv(4096)[:200]) + "\\\\n")
+            data = conn.recv(4096)  # a request with a login or a token, if the hub sent one
         except OSError:
-            log.write("connected\\\\n")
-        log.flush()
+            data = b""
+        if data:
+            log.write(repr(data[:200]) + "\\\\n")
+            log.flush()
         conn.close()
 except OSError:
     pass
