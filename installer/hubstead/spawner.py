@@ -30,6 +30,10 @@ METADATA_ADDRESSES = "169.254.0.0/16 fd00:ec2::254 100.100.100.200 192.0.0.192"
 READY_POLL_SECONDS = 0.2
 UNIT_CHECK_EVERY = 10  # polls, i.e. every 2 s
 PORT_ATTEMPTS = 3  # ports tried for one start before giving up
+# Unit settings that keep the kernel's knobs, modules and logs out of a server's reach;
+# they imply NoNewPrivileges, so users.sudoers' servers go without them.
+KERNEL_PROTECTION = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectHostname",
+                     "RestrictRealtime", "LockPersonality")
 # How often a waiting student's progress page is refreshed even when the queue is still.
 QUEUE_PROGRESS_SECONDS = 5
 
@@ -94,9 +98,7 @@ class HubsteadSpawner(SystemdSpawner):
         # kernel's knobs, modules, logs and cgroups stay out of reach even of a sudoer's
         # root. (No PrivateDevices: a course may use the machine's GPU.)
         return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue", "ProtectProc": "invisible",
-                **dict.fromkeys(("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs",
-                                 "ProtectControlGroups", "ProtectHostname", "RestrictRealtime",
-                                 "LockPersonality"), "yes")}
+                "ProtectControlGroups": "yes", **dict.fromkeys(KERNEL_PROTECTION, "yes")}
 
     @default("slice")
     def _slice_default(self):
@@ -104,8 +106,9 @@ class HubsteadSpawner(SystemdSpawner):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # The configured (global) limits; group limits override them per spawn.
+        # The configured (global) limits and unit properties; each start derives its own.
         self._global_limits = (self.mem_limit, self.cpu_limit)
+        self._configured_properties = dict(self.unit_extra_properties)
 
     def limits_for(self, groups: dict) -> tuple:
         """(memory bytes or None, cpus or None) for a member of ``groups`` ({name:
@@ -250,8 +253,11 @@ class HubsteadSpawner(SystemdSpawner):
         for group, member in self._memberships().items():
             await asyncio.to_thread(_set_group_membership, unix_name, group, member)
         self.disable_user_sudo = self.user.name not in self.sudoers
+        properties = dict(self._configured_properties)
+        if not self.disable_user_sudo:
+            # systemd sets no_new_privs with these (for a non-root unit): sudo would refuse.
+            properties = {k: v for k, v in properties.items() if k not in KERNEL_PROTECTION}
         # Files teachers make in the (setgid) course folder stay writable for the others.
-        properties = {k: v for k, v in self.unit_extra_properties.items() if k not in ("UMask", "MemoryMax")}
         if self.user.admin:
             properties["UMask"] = "0002"
         self.mem_limit, self.cpu_limit = self.limits_for({g.name: g.properties for g in self.user.groups})

@@ -60,6 +60,17 @@ class HubSession:
         return r.json()["token"]
 
 
+def wait_for_route(name: str, token: str, base: str = BASE, timeout: float = 30) -> None:
+    """Until the proxy reaches ``name``'s server. Right after the hub restarted (a reload,
+    a reboot) a new server's route can point at the old server's port for a moment."""
+    deadline = time.monotonic() + timeout
+    while requests.get(f"{base}/user/{name}/api", headers={"Authorization": f"token {token}"},
+                       timeout=10).status_code != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the proxy does not reach {name}'s server")
+        time.sleep(0.5)
+
+
 def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float = 60) -> str:
     """Start a kernel through the proxy, run ``code`` over its websocket, return stdout."""
     headers = {"Authorization": f"token {token}"}

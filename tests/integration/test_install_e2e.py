@@ -6,7 +6,7 @@ import re
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
 from hubstead import paths
 
 pytestmark = pytest.mark.integration
@@ -168,4 +168,6 @@ def test_reboot_brings_hub_proxy_and_login_back(hub):
     student = HubSession()
     assert student.login(STUDENT, STUDENT_PASSWORD).status_code == 302
     student.start_server(STUDENT)
-    assert run_code(STUDENT, student.token(STUDENT), "print(6*7)").strip() == "42"
+    token = student.token(STUDENT)
+    wait_for_route(STUDENT, token)
+    assert run_code(STUDENT, token, "print(6*7)").strip() == "42"

@@ -22,7 +22,7 @@ c.Spawner.start_timeout = {START_TIMEOUT}
 
 def _hang(spawner):
     if spawner.user.name == {STUCK!r}:
-        spawner.cmd = ["/bin/sleep", "600"]
+        spawner.cmd = ["/bin/sh", "-c", "exec sleep 600"]  # the server's arguments go to $0...
 
 c.Spawner.pre_spawn_hook = _hang
 """

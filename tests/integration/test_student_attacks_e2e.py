@@ -6,7 +6,7 @@ import time
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
 from hubstead import paths, usernames
 
 pytestmark = pytest.mark.integration
@@ -275,6 +275,7 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     hub.tb.run("hubstead", "config", "add-item", "users.sudoers", name)
     hub.tb.run("hubstead", "config", "reload", "hub")
     teacher.start_server(name)
+    wait_for_route(name, teacher.token(name))
     check = ("import grp, os, subprocess; print(subprocess.run(['sudo', '-n', 'true']).returncode, "
              "sorted(grp.getgrgid(g).gr_name for g in os.getgroups()))")
     assert run_code(name, teacher.token(name), check).startswith("0 "), "sudo should work while allowed"
@@ -287,12 +288,7 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     assert teacher.api("GET", f"/users/{name}").json()["servers"] == {}
     teacher.start_server(name)
     token = teacher.token(name)
-    # Started while the restarted hub was still settling its routes: the proxy may point
-    # at the old server's port for a moment.
-    deadline = time.monotonic() + 30
-    while requests.get(f"http://127.0.0.1/user/{name}/api", headers={"Authorization": f"token {token}"},
-                       timeout=10).status_code != 200 and time.monotonic() < deadline:
-        time.sleep(0.5)
+    wait_for_route(name, token)
     returncode, groups = run_code(name, token, check).strip().split(" ", 1)
     assert returncode != "0" and "hubstead-sudoers" not in groups
 
