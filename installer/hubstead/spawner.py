@@ -234,8 +234,9 @@ class HubsteadSpawner(SystemdSpawner):
                     return False
                 if uid in owners:
                     return True
-            # Asking systemd costs a process: only now and then.
-            if attempt % UNIT_CHECK_EVERY == 0 and await self.poll() is not None:
+            # Asking systemd costs a process: only now and then. (The unit's own state: the
+            # revoked-groups check of our poll() has nothing to find in a server just started.)
+            if attempt % UNIT_CHECK_EVERY == 0 and await super().poll() is not None:
                 if sockets.listener_uids(port) - {uid}:
                     return False  # it exited because the port was taken (port_retries=0)
                 raise RuntimeError(f"{self._log_name}: the server exited while starting "
