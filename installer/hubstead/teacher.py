@@ -70,6 +70,16 @@ class TeacherHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(403, f"{name} is {enrol.SYSADMIN_REFUSED}.")
         return name
 
+    def group_name(self, required: bool) -> str | None:
+        """The form's group, valid (a 400 saying what is allowed otherwise), or None."""
+        value = self.get_body_argument("group", "").strip()
+        if not value and not required:
+            return None
+        try:
+            return usernames.validate_group(value)
+        except usernames.InvalidGroupName as e:
+            raise web.HTTPError(400, str(e)) from None
+
     def sysadmins(self) -> frozenset[str]:
         return frozenset(config.load()["users"]["sudoers"])
 
@@ -131,7 +141,7 @@ class AddUsers(TeacherHandler):
             parts.append(upload[0]["body"].decode("utf-8-sig", errors="replace"))
         # Line numbers in the report count from the start of what was given.
         text = "\n".join(p for p in parts if p.strip())
-        default_group = self.get_body_argument("group", "").strip() or None
+        default_group = self.group_name(required=False)
         outcomes, issued = await asyncio.to_thread(
             enrol.enrol, self.api, self.store, roster.parse(text), default_group, self.sysadmins())
         csv_text = roster.passwords_csv(issued) if issued else ""
@@ -179,7 +189,7 @@ class RemoveUser(TeacherHandler):
 class GroupLimits(TeacherHandler):
     @web.authenticated
     async def post(self):
-        group = self.get_body_argument("group").strip()
+        group = self.group_name(required=True)
         memory = self.get_body_argument("memory", "").strip().upper() or None
         cpu = self.get_body_argument("cpu", "").strip() or None
         try:

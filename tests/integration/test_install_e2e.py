@@ -81,7 +81,8 @@ def test_cli_sets_the_password_of_the_added_user(hub):
     r = hub.tb.run("hubstead", "users", "add", STUDENT, "--password-stdin", input=STUDENT_PASSWORD + "\n")
     assert "already there: student1 (Unix account jupyter-student1)" in r.stdout
     listing = hub.tb.run("hubstead", "users", "list").stdout
-    assert re.search(r"student1\s+no\s+jupyter-student1\s+set\s+stopped", listing), listing
+    assert re.search(r"student1\s+student\s+jupyter-student1\s+set\s+stopped", listing), listing
+    assert re.search(r"teacher\s+teacher\s+jupyter-teacher", listing), listing
 
 
 def test_cli_refuses_a_bad_name_with_one_line_and_changes_nothing(hub):
