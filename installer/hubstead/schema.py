@@ -254,7 +254,7 @@ SCHEMA = (
     Setting("users.removal.account", "lock", _check_choice("lock", "delete"),
             "their Unix account is `lock`ed (expired) or `delete`d"),
     Setting("limits.memory", None, _check_memory,
-            "per-server memory (`512M`, `2G`, `1.5G`) → the unit's `MemoryMax` (unset: 25% of the machine's)",
+            "per-server memory (`512M`, `2G`, `1.5G`) → the unit's `MemoryMax`",
             **AT_SPAWN, shown_default="none"),
     Setting("limits.cpu", None, _check_cpu, "per-server CPUs (`1`, `0.5`) → the unit's `CPUQuota`",
             **AT_SPAWN, shown_default="none"),
