@@ -18,7 +18,7 @@ from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import new_token, url_path_join
 from tornado import web
-from traitlets import Integer, Unicode
+from traitlets import Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import hubapi, passwords, paths, unixusers
@@ -39,6 +39,7 @@ class UnixAccountsMixin(LoggingConfigurable):
 
     removal_home = Unicode("archive", config=True, help="archive, delete or keep (users.removal.home)")
     removal_account = Unicode("lock", config=True, help="lock or delete (users.removal.account)")
+    sudoers = List(Unicode(), config=True, help="users.sudoers: kept until taken out of that list")
 
     async def add_user(self, user):
         # super() validates the name: an invalid one must never reach useradd.
@@ -48,6 +49,11 @@ class UnixAccountsMixin(LoggingConfigurable):
         await asyncio.to_thread(unixusers.ensure, user.name)
 
     async def delete_user(self, user):
+        # A sysadmin's account goes only once root has taken them out of users.sudoers:
+        # otherwise a teacher could remove one and add the name again as their own user.
+        if user.name in self.sudoers:
+            raise web.HTTPError(403, f"{user.name} is in users.sudoers: take them out first "
+                                     f"(sudo hubstead config remove-item users.sudoers {user.name})")
         # JupyterHub has stopped the user's server by now.
         result = super().delete_user(user)
         if asyncio.iscoroutine(result):
@@ -122,6 +128,8 @@ class EndSessionsAPIHandler(APIHandler):
         user = self.find_user(user_name)
         if user is None:
             raise web.HTTPError(404, f"no hub user {user_name!r}")
+        if user.admin and not self.current_user.admin:
+            raise web.HTTPError(403, "Only admins can end an admin's sessions")
         user.orm_user.cookie_id = new_token()  # the hub's login cookies carry the old one
         server_tokens = {orm.APIToken.find(self.db, s.api_token) for s in user.spawners.values() if s.api_token}
         for token in list(user.orm_user.api_tokens):
@@ -163,8 +171,8 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
     async def delete_user(self, user):
         # However the user is removed (admin page, REST API, CLI, teacher's page): a user
         # added again later under the same name must not find the old password working.
+        await super().delete_user(user)  # first: it may refuse (a sysadmin)
         await asyncio.to_thread(PasswordStore(self.password_store).remove, user.name)
-        await super().delete_user(user)
 
     def pre_spawn_start(self, user, spawner):
         account = PasswordStore(self.password_store).account(user.name)

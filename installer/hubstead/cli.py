@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from . import __version__, enrol, unixusers, usernames
+from . import __version__, config, enrol, unixusers, usernames
 from .cli_config import config_group
 from .cliutil import Progress, fail, root_only
 from .config import ConfigError
@@ -75,7 +75,8 @@ def users():
 @click.argument("name")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.option("--generate", "generate_password", is_flag=True, help="Generate a password and print it once.")
-@click.option("--admin", is_flag=True, help="Make the user a hub admin (not root).")
+@click.option("--admin", is_flag=True,
+              help="Make the user a teacher (users.admin; not root): restarts the hub, servers keep running.")
 @root_only
 def users_add(name, password_stdin, generate_password, admin):
     """Add a hub user with a password; the Unix account is created at once."""
@@ -93,15 +94,30 @@ def users_add(name, password_stdin, generate_password, admin):
     try:
         if password is not None:
             check_strength(password)
-        added = HubAPI().add_user(name, admin=admin)  # the hub creates the Unix account
+        added = HubAPI().add_user(name)  # the hub creates the Unix account
         if password is not None:
             PasswordStore().set(name, password)
         unix_name = unixusers.ensure(name)
-    except (WeakPassword, HubAPIError, unixusers.AccountError) as e:
+        if admin:
+            _make_teacher(name)
+    except (WeakPassword, HubAPIError, unixusers.AccountError, ConfigError, RuntimeError) as e:
         fail(str(e))
-    click.echo(f"{'added' if added else 'already there'}: {name} (Unix account {unix_name})")
+    click.echo(f"{'added' if added else 'already there'}: {name} (Unix account {unix_name})"
+               + ("; a teacher" if admin else ""))
     if generate_password:
         click.echo(f"password: {password}")
+
+
+def _make_teacher(name: str) -> None:
+    """Teachers hold the hub's teacher role, which it loads from users.admin at start."""
+    from . import reload
+
+    with config.edit() as user_config:
+        listed = user_config.setdefault("users", {}).setdefault("admin", [])
+        if name in listed:
+            return
+        listed.append(name)
+    reload.hub(config.load())
 
 
 @users.command("import")
@@ -191,13 +207,15 @@ def users_list():
     """Show hub users, their Unix accounts and servers."""
     hub_users = _hub_users(HubAPI())
     with_password = set(PasswordStore().names())
-    rows = [("NAME", "ADMIN", "UNIX ACCOUNT", "PASSWORD", "SERVER")]
+    users_config = config.load()["users"]
+    rows = [("NAME", "ROLE", "UNIX ACCOUNT", "PASSWORD", "SERVER")]
     for user in sorted(hub_users, key=lambda u: u["name"]):
         unix_name = usernames.unix_name(user["name"])
         server = user.get("servers", {}).get("")
         rows.append((
             user["name"],
-            "yes" if user.get("admin") else "no",
+            "sysadmin" if user["name"] in users_config["sudoers"] else
+            ("teacher" if user["name"] in users_config["admin"] else "student"),
             unix_name if unixusers.exists(unix_name) else "missing",
             "set" if user["name"] in with_password else "none",
             _server_state(server),

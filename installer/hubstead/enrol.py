@@ -30,15 +30,21 @@ def join_group(api: HubAPI, name: str, group: str) -> None:
     api.request("POST", f"/groups/{group}/users", {"users": [name]})
 
 
-def enrol(api: HubAPI, store: PasswordStore, rows: list[Row], default_group: str | None = None):
+SYSADMIN_REFUSED = "a sysadmin (users.sudoers): only root changes their account"
+
+
+def enrol(api: HubAPI, store: PasswordStore, rows: list[Row], default_group: str | None = None,
+          sysadmins: frozenset[str] = frozenset()):
     """Add the valid rows' users (the hub creates their Unix accounts), with their
-    password or a generated one that must be changed at the first login.
+    password or a generated one that must be changed at the first login. Rows naming
+    one of ``sysadmins`` are refused (a teacher's list must not reach them).
     Returns (an outcome per row, {name: initial password} to show once)."""
     existing = {u["name"] for u in api.users()}
     outcomes, issued = [], {}
     for row in rows:
-        if row.error:
-            outcomes.append(Outcome(row.line, row.name, "refused", row.error))
+        error = row.error or (SYSADMIN_REFUSED if row.name in sysadmins else None)
+        if error:
+            outcomes.append(Outcome(row.line, row.name, "refused", error))
             continue
         group = row.group or default_group
         try:

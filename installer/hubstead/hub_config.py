@@ -13,6 +13,7 @@ import bcrypt
 import sqlalchemy
 
 from . import authenticator, config, converge, paths, schema, secrets, usernames
+from .spawner import SYSADMIN_SERVER_SCOPE
 
 CULLER_SERVICE = "idle-culler"
 CLI_SERVICE = "hubstead-cli"
@@ -22,6 +23,17 @@ DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
 TRAEFIK_API_HASH_ROUNDS = 4  # bcrypt's minimum
 SQLITE_BUSY_MS = 5000
 TOKEN_MAX_SECONDS = 90 * 24 * 3600  # a term
+TEACHER_ROLE = "teacher"
+# What a teacher (users.admin) may do in the hub: manage users, classes and servers, use
+# JupyterHub's admin page and the teacher's page, and help a student inside their server.
+# Not JupyterHub's admin role: that holds tokens for every user and access to every server,
+# and a token or a server of a users.sudoers member is root. Sysadmins (users.sudoers) are
+# the hub's admins, which JupyterHub keeps non-admins from renaming or promoting; their
+# servers open only with a scope they alone hold (spawner.SYSADMIN_SERVER_SCOPE).
+TEACHER_SCOPES = [
+    "admin-ui", "admin:users", "admin:groups", "servers", "access:servers",
+    "list:services", "read:services", f"access:services!service={TEACHER_SERVICE}",
+]
 
 
 def _culler(cull: dict) -> tuple[list, list]:
@@ -84,9 +96,14 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
                 },
                 *culler_services,
             ],
+            "custom_scopes": {SYSADMIN_SERVER_SCOPE: {"description": "Use a sysadmin's (users.sudoers) own server"}},
+            # Each list is the role's exact membership: taking a name out of users.admin or
+            # users.sudoers takes the role away at the next hub start.
             "load_roles": [
-                # The teacher's page acts for admins only (it checks), with admin rights.
-                {"name": "admin", "services": [CLI_SERVICE, TEACHER_SERVICE]},
+                # The teacher's page checks who uses it and acts with admin rights.
+                {"name": "admin", "users": sorted(users["sudoers"]), "services": [CLI_SERVICE, TEACHER_SERVICE]},
+                {"name": TEACHER_ROLE, "scopes": TEACHER_SCOPES, "users": sorted(users["admin"])},
+                {"name": "sysadmin", "scopes": [f"{SYSADMIN_SERVER_SCOPE}!user"], "users": sorted(users["sudoers"])},
                 *culler_roles,
             ],
             "template_paths": [authenticator.WEB_TEMPLATES],
@@ -106,7 +123,6 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
         },
         "TraefikFileProviderProxy": {"dynamic_config_file": str(paths.HUB_ROUTES_FILE)},
         "Authenticator": {
-            "admin_users": set(users["admin"]),
             "allowed_users": set(users["allowed"]),
             "blocked_users": set(users["banned"]),
             # Users an admin added (page, API, CLI) may log in without also being listed.
@@ -115,6 +131,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             # Traits of authenticator.UnixAccountsMixin, which every authenticator gets.
             "removal_home": users["removal"]["home"],
             "removal_account": users["removal"]["account"],
+            "sudoers": sorted(users["sudoers"]),
         },
         "HubsteadAuthenticator": {
             "lockout_max_failures": users["lockout"]["max_failures"],
@@ -129,6 +146,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
         },
         "HubsteadSpawner": {
             "sudoers": sorted(users["sudoers"]),
+            "teachers": sorted(users["admin"]),
             "group_limits": limits["groups"],
             "extra_user_groups": users["extra_user_groups"],
             "concurrent_spawns": limits["concurrent_spawns"] or 0,

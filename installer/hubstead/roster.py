@@ -43,7 +43,9 @@ def parse(text: str) -> list[Row]:
                 row.name = usernames.validate(raw_name)
                 if row.password is not None:
                     check_strength(row.password)
-            except (usernames.InvalidUsername, WeakPassword) as e:
+                if row.group is not None:
+                    row.group = usernames.validate_group(row.group)
+            except (usernames.InvalidUsername, usernames.InvalidGroupName, WeakPassword) as e:
                 row.error = str(e)
         if row.error is None and row.name in seen:
             row.error = f"{row.name} is already on line {seen[row.name]}"

@@ -17,7 +17,11 @@ from . import admission, paths, sockets, systemd, unixusers, usernames
 from .schema import memory_bytes
 
 SUDOERS_GROUP = "hubstead-sudoers"
-TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
+TEACHERS_GROUP = "hubstead-teachers"  # teachers (users.admin): they write the course folder
+# A sysadmin's server asks for this scope instead of access:servers, and only its owner
+# holds it (hub_config's sysadmin role): a teacher helping students in their servers never
+# gets into a server that can sudo.
+SYSADMIN_SERVER_SCOPE = "custom:hubstead:sysadmin-server"
 # Cloud metadata services hand out instance credentials: never reachable from a user's
 # server. The whole IPv4 link-local range (AWS, GCP, Azure, OpenStack, DigitalOcean... at
 # 169.254.169.254, and other services there), AWS's IPv6 endpoint, Alibaba's and Oracle's.
@@ -62,6 +66,9 @@ class HubsteadSpawner(SystemdSpawner):
     sudoers = List(
         Unicode(), config=True, help="Hub users whose servers may use sudo (users.sudoers)."
     )
+    teachers = List(
+        Unicode(), config=True, help="Hub users who teach (users.admin): they write the course folder."
+    )
     group_limits = Dict(
         config=True,
         help="{hub group: {memory, cpu}} (limits.groups): members get the most generous "
@@ -99,6 +106,12 @@ class HubsteadSpawner(SystemdSpawner):
         return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue", "ProtectProc": "invisible",
                 "ProtectControlGroups": "yes", **dict.fromkeys(KERNEL_PROTECTION, "yes")}
 
+    @default("oauth_access_scopes")
+    def _oauth_access_scopes_default(self):
+        if self.user.name in self.sudoers:
+            return [f"{SYSADMIN_SERVER_SCOPE}!user={self.user.name}"]
+        return super()._default_access_scopes()
+
     @default("slice")
     def _slice_default(self):
         return paths.USERS_SLICE
@@ -132,7 +145,7 @@ class HubsteadSpawner(SystemdSpawner):
 
     def _memberships(self) -> dict[str, bool]:
         """{Unix group: whether this user belongs to it}, for the groups Hubstead manages."""
-        memberships = {SUDOERS_GROUP: self.user.name in self.sudoers, TEACHERS_GROUP: self.user.admin}
+        memberships = {SUDOERS_GROUP: self.user.name in self.sudoers, TEACHERS_GROUP: self.user.name in self.teachers}
         memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
         return memberships
 
@@ -257,7 +270,7 @@ class HubsteadSpawner(SystemdSpawner):
             # systemd sets no_new_privs with these (for a non-root unit): sudo would refuse.
             properties = {k: v for k, v in properties.items() if k not in KERNEL_PROTECTION}
         # Files teachers make in the (setgid) course folder stay writable for the others.
-        if self.user.admin:
+        if self.user.name in self.teachers:
             properties["UMask"] = "0002"
         self.mem_limit, self.cpu_limit = self.limits_for({g.name: g.properties for g in self.user.groups})
         if self.mem_limit is None:

@@ -56,10 +56,32 @@ class TeacherHandler(HubOAuthenticated, web.RequestHandler):
         self.store = PasswordStore()
 
     def get_current_user(self):
+        # The hub lets only teachers and admins through (the teacher role's
+        # access:services); checked again here, against the config the hub runs with.
         user = super().get_current_user()
-        if user and not user.get("admin"):
-            raise web.HTTPError(403, "The teacher's page is for hub admins.")
+        if user and not (user.get("admin") or user["name"] in config.load()["users"]["admin"]):
+            raise web.HTTPError(403, "The teacher's page is for teachers (users.admin).")
         return user
+
+    def student_name(self) -> str:
+        """The valid user name the form acts on, never a sysadmin's."""
+        name = usernames.validate(self.get_body_argument("name"))
+        if name in self.sysadmins():
+            raise web.HTTPError(403, f"{name} is {enrol.SYSADMIN_REFUSED}.")
+        return name
+
+    def group_name(self, required: bool) -> str | None:
+        """The form's group, valid (a 400 saying what is allowed otherwise), or None."""
+        value = self.get_body_argument("group", "").strip()
+        if not value and not required:
+            return None
+        try:
+            return usernames.validate_group(value)
+        except usernames.InvalidGroupName as e:
+            raise web.HTTPError(400, str(e)) from None
+
+    def sysadmins(self) -> frozenset[str]:
+        return frozenset(config.load()["users"]["sudoers"])
 
     def render_page(self, template: str, **values) -> None:
         # Pages show initial and reset passwords: never kept in a browser's or proxy's cache.
@@ -119,9 +141,9 @@ class AddUsers(TeacherHandler):
             parts.append(upload[0]["body"].decode("utf-8-sig", errors="replace"))
         # Line numbers in the report count from the start of what was given.
         text = "\n".join(p for p in parts if p.strip())
-        default_group = self.get_body_argument("group", "").strip() or None
+        default_group = self.group_name(required=False)
         outcomes, issued = await asyncio.to_thread(
-            enrol.enrol, self.api, self.store, roster.parse(text), default_group)
+            enrol.enrol, self.api, self.store, roster.parse(text), default_group, self.sysadmins())
         csv_text = roster.passwords_csv(issued) if issued else ""
         self.render_page("added.html", outcomes=outcomes, issued=sorted(issued.items()),
                          csv_data=base64.b64encode(csv_text.encode()).decode())
@@ -130,7 +152,7 @@ class AddUsers(TeacherHandler):
 class ResetPassword(TeacherHandler):
     @web.authenticated
     async def post(self):
-        name = usernames.validate(self.get_body_argument("name"))
+        name = self.student_name()
         typed = self.get_body_argument("password", "").strip()
         must_change = self.get_body_argument("must_change", "") == "on"
         password = typed or generate()
@@ -144,7 +166,7 @@ class ResetPassword(TeacherHandler):
 class Unlock(TeacherHandler):
     @web.authenticated
     async def post(self):
-        name = usernames.validate(self.get_body_argument("name"))
+        name = self.student_name()
         await asyncio.to_thread(self.store.unlock, name)
         self.redirect(self.settings["prefix"])
 
@@ -152,7 +174,7 @@ class Unlock(TeacherHandler):
 class RemoveUser(TeacherHandler):
     @web.authenticated
     async def post(self):
-        name = usernames.validate(self.get_body_argument("name"))
+        name = self.student_name()
         if name == self.current_user["name"]:
             raise web.HTTPError(400, "You can't remove yourself.")
         # The hub stops the server, then its delete_user hook forgets the password and
@@ -167,7 +189,7 @@ class RemoveUser(TeacherHandler):
 class GroupLimits(TeacherHandler):
     @web.authenticated
     async def post(self):
-        group = self.get_body_argument("group").strip()
+        group = self.group_name(required=True)
         memory = self.get_body_argument("memory", "").strip().upper() or None
         cpu = self.get_body_argument("cpu", "").strip() or None
         try:

@@ -22,8 +22,28 @@ ALLOWED_DESCRIPTION = (
 )
 
 
+# A group's name (a hub group, or a Unix group in users.extra_user_groups): it goes into
+# API paths, config keys and gpasswd's arguments.
+GROUP_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_GROUP_RE = re.compile(rf"^{GROUP_PATTERN}$")
+GROUP_MAX = 64
+GROUP_ALLOWED = f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {GROUP_MAX} characters"
+
+
 class InvalidUsername(ValueError):
     """A name that cannot be a hub user (and so cannot get a Unix account)."""
+
+
+class InvalidGroupName(ValueError):
+    """A name that cannot be a group."""
+
+
+def validate_group(name: str) -> str:
+    """The group name, stripped, or InvalidGroupName saying what is allowed."""
+    stripped = name.strip()
+    if len(stripped) > GROUP_MAX or not _GROUP_RE.match(stripped):
+        raise InvalidGroupName(f"invalid group name {name!r}: use {GROUP_ALLOWED}")
+    return stripped
 
 
 def normalize(name: str) -> str:

@@ -49,11 +49,13 @@ def test_teacher_logs_in_through_the_form(hub):
     r = teacher.login(ADMIN, ADMIN_PASSWORD)
     assert r.status_code == 302
     me = teacher.api("GET", "/user").json()
-    assert me["name"] == ADMIN and me["admin"] is True
+    # A teacher, not the hub's admin (that is users.sudoers): JupyterHub's admin page works.
+    assert me["name"] == ADMIN and me["admin"] is False
+    assert teacher.http.get("http://127.0.0.1/hub/admin", timeout=30).status_code == 200
     state["teacher"] = teacher
 
 
-def test_teacher_is_hub_admin_not_root(hub):
+def test_teacher_is_not_root(hub):
     r = hub.tb.run("runuser", "-u", "jupyter-teacher", "--", "sudo", "-n", "true", check=False)
     assert r.returncode != 0
 
@@ -79,7 +81,8 @@ def test_cli_sets_the_password_of_the_added_user(hub):
     r = hub.tb.run("hubstead", "users", "add", STUDENT, "--password-stdin", input=STUDENT_PASSWORD + "\n")
     assert "already there: student1 (Unix account jupyter-student1)" in r.stdout
     listing = hub.tb.run("hubstead", "users", "list").stdout
-    assert re.search(r"student1\s+no\s+jupyter-student1\s+set\s+stopped", listing), listing
+    assert re.search(r"student1\s+student\s+jupyter-student1\s+set\s+stopped", listing), listing
+    assert re.search(r"teacher\s+teacher\s+jupyter-teacher", listing), listing
 
 
 def test_cli_refuses_a_bad_name_with_one_line_and_changes_nothing(hub):

@@ -2,6 +2,7 @@
 performs an attack as the student would and shows it gets nothing."""
 
 import json
+import re
 import time
 
 import pytest
@@ -32,12 +33,21 @@ def teacher(hub):
     return session
 
 
+def signed_in(name: str) -> HubSession:
+    """``name``'s own browser session (users here have PASSWORD): a teacher makes no
+    tokens for others."""
+    session = HubSession()
+    assert session.login(name, PASSWORD).status_code == 302
+    return session
+
+
 @pytest.fixture(scope="module")
-def mallory(hub, teacher):
+def mallory(hub):
     """Mallory's running server and an API token to drive her kernel."""
     hub.tb.run("hubstead", "users", "add", MALLORY, "--password-stdin", input=PASSWORD + "\n")
-    teacher.start_server(MALLORY)
-    return teacher.token(MALLORY)
+    session = signed_in(MALLORY)
+    session.start_server(MALLORY)
+    return session.token(MALLORY)
 
 
 def as_mallory(token: str, code: str) -> str:
@@ -133,7 +143,7 @@ subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
         assert f"port {SQUATTED_PORT} is held by another user's process; not routing this server there" in log
         listening = hub.tb.run("ss", "--listening", "--tcp", "--numeric", "--no-header", "--processes").stdout
         assert not [line for line in listening.splitlines() if f":{SQUATTED_PORT} " in line and "jupyterhub-sing" in line]
-        run_code(VICTIM, teacher.token(VICTIM), "print('my own server')")
+        run_code(VICTIM, signed_in(VICTIM).token(VICTIM), "print('my own server')")
         trapped = as_mallory(mallory, "import os; print(open('trap.txt').read() if os.path.exists('trap.txt') else '')")
         assert trapped == ""
     finally:
@@ -275,10 +285,11 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     hub.tb.run("hubstead", "config", "add-item", "users.sudoers", name)
     hub.tb.run("hubstead", "config", "reload", "hub")
     teacher.start_server(name)
-    wait_for_route(name, teacher.token(name))
+    token = signed_in(name).token(name)
+    wait_for_route(name, token)
     check = ("import grp, os, subprocess; print(subprocess.run(['sudo', '-n', 'true']).returncode, "
              "sorted(grp.getgrgid(g).gr_name for g in os.getgroups()))")
-    assert run_code(name, teacher.token(name), check).startswith("0 "), "sudo should work while allowed"
+    assert run_code(name, token, check).startswith("0 "), "sudo should work while allowed"
     hub.tb.run("hubstead", "config", "remove-item", "users.sudoers", name)
     hub.tb.run("hubstead", "config", "reload", "hub")
     # The running server still held the group (a process keeps its groups): the hub ended it.
@@ -287,10 +298,55 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
         time.sleep(1)
     assert teacher.api("GET", f"/users/{name}").json()["servers"] == {}
     teacher.start_server(name)
-    token = teacher.token(name)
+    token = signed_in(name).token(name)
     wait_for_route(name, token)
     returncode, groups = run_code(name, token, check).strip().split(" ", 1)
     assert returncode != "0" and "hubstead-sudoers" not in groups
+
+
+def _teacher_page_post(teacher: HubSession, action: str, **form) -> requests.Response:
+    page = teacher.http.get("http://127.0.0.1/services/teacher/", timeout=60)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return teacher.http.post(f"http://127.0.0.1/services/teacher/{action}", data={**form, "_xsrf": xsrf}, timeout=60)
+
+
+def test_a_teacher_cannot_act_as_a_sysadmin(hub, teacher, mallory):
+    # A users.sudoers member is root in their own server: whoever can use it, or log in as
+    # them, is root. Teachers can help students in theirs; nothing opens a sysadmin's.
+    name, student = "sysann", "stu"
+    for user in (name, student):
+        hub.tb.run("hubstead", "users", "add", user, "--password-stdin", input=PASSWORD + "\n")
+    hub.tb.run("hubstead", "config", "add-item", "users.sudoers", name)
+    hub.tb.run("hubstead", "config", "reload", "hub")
+    try:
+        her = signed_in(name)
+        her.start_server(name)
+        her_token = her.token(name)
+        wait_for_route(name, her_token)
+        assert run_code(name, her_token, "print(6 * 7)").strip() == "42"  # hers opens for her
+        wait_for_route(MALLORY, mallory)
+        # JupyterHub's admin page links each server: a student's opens for a teacher, hers not.
+        assert teacher.http.get(f"http://127.0.0.1/user/{MALLORY}/lab", timeout=60).status_code == 200
+        assert teacher.http.get(f"http://127.0.0.1/user/{name}/lab", timeout=60).status_code == 403
+        # A token in her name, or promoting oneself, or renaming her out of the way:
+        assert teacher.api("POST", f"/users/{name}/tokens", json={"expires_in": 600}).status_code == 403
+        assert teacher.api("PATCH", f"/users/{ADMIN}", json={"admin": True}).status_code == 403
+        assert teacher.api("PATCH", f"/users/{name}", json={"name": "renamed"}).status_code == 403
+        # Her password through the teacher's page (a student's works: the form is right).
+        assert _teacher_page_post(teacher, "reset", name=student, password="reset-pass-1").status_code == 200
+        refused = _teacher_page_post(teacher, "reset", name=name, password="taken-over-1")
+        assert refused.status_code == 403 and "users.sudoers" in refused.text
+        listed = _teacher_page_post(teacher, "add", names=f"{name},taken-over-1")
+        assert listed.status_code == 200 and "users.sudoers" in listed.text
+        # Removing her, to add the name again as a user of one's own:
+        removed = teacher.api("DELETE", f"/users/{name}")
+        assert removed.status_code == 403 and "users.sudoers" in removed.json()["message"]
+        assert teacher.api("GET", f"/users/{name}").status_code == 200
+        assert HubSession().login(name, PASSWORD).status_code == 302  # still her password
+        assert HubSession().login(name, "taken-over-1").status_code == 403
+    finally:
+        hub.tb.run("hubstead", "config", "remove-item", "users.sudoers", name)
+        hub.tb.run("hubstead", "config", "reload", "hub")
 
 
 def test_the_next_user_with_a_deleted_accounts_uid_cannot_read_its_kept_home(hub, teacher):
@@ -329,7 +385,7 @@ def test_nothing_of_the_hub_or_a_classmate_is_readable_or_writable(hub, teacher,
     # A classmate with a file in their home and one in their server's /tmp.
     hub.tb.run("hubstead", "users", "add", "nina", "--password-stdin", input=PASSWORD + "\n")
     teacher.start_server("nina")
-    run_code("nina", teacher.token("nina"), "open('/tmp/nina-tmp.txt', 'w').write('x'); open('homework.txt', 'w').write('y')")
+    run_code("nina", signed_in("nina").token("nina"), "open('/tmp/nina-tmp.txt', 'w').write('x'); open('homework.txt', 'w').write('y')")
     out = as_mallory(mallory, f"""
 import os, subprocess
 def attempt(what, action):

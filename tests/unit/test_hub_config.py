@@ -23,7 +23,6 @@ def settings(user_config):
     ({}, "TraefikProxy", "should_start", False),
     ({}, "TraefikProxy", "traefik_api_password", "tp"),
     ({}, "TraefikFileProviderProxy", "dynamic_config_file", "/var/lib/hubstead/rules/rules.toml"),
-    ({"users": {"admin": ["teacher"]}}, "Authenticator", "admin_users", {"teacher"}),
     ({"users": {"allowed": ["a", "b"]}}, "Authenticator", "allowed_users", {"a", "b"}),
     ({"users": {"banned": ["c"]}}, "Authenticator", "blocked_users", {"c"}),
     ({}, "Authenticator", "allow_existing_users", True),
@@ -41,7 +40,23 @@ def test_mapping(user_config, cls, trait, expected):
 def test_cli_service_is_admin_with_its_token():
     hub = settings({})["JupyterHub"]
     assert {"name": "hubstead-cli", "api_token": "ct"} in hub["services"]
-    assert {"name": "admin", "services": ["hubstead-cli", "teacher"]} in hub["load_roles"]
+    (admin,) = [r for r in hub["load_roles"] if r["name"] == "admin"]
+    assert admin["services"] == ["hubstead-cli", "teacher"]
+
+
+def test_teachers_hold_no_permission_that_acts_as_another_user():
+    from jupyterhub.scopes import expand_scopes
+
+    roles = settings({"users": {"admin": ["tea"], "sudoers": ["sam"]}})["JupyterHub"]["load_roles"]
+    members = {r["name"]: r.get("users") for r in roles}
+    assert members["teacher"] == ["tea"] and members["admin"] == ["sam"] and members["sysadmin"] == ["sam"]
+    (teacher,) = [r for r in roles if r["name"] == "teacher"]
+    granted = expand_scopes(teacher["scopes"])
+    # What a teacher does: the admin page, users, classes, servers, the teacher's page.
+    assert {"admin-ui", "admin:users", "admin:groups", "access:servers", "delete:servers",
+            "access:services!service=teacher"} <= granted
+    # What would let them be someone else: tokens for others, server state, the proxy.
+    assert not granted & {"tokens", "admin:server_state", "proxy", "shutdown", "shares"}
 
 
 def test_teacher_page_is_a_managed_service_behind_oauth():
@@ -169,7 +184,7 @@ def test_the_configured_authenticator_can_be_made_with_hubsteads_settings(auth_t
     c = Config({cls: traits for cls, traits in out.items() if cls in ("Authenticator", "HubsteadAuthenticator")})
     authenticator = out["JupyterHub"]["authenticator_class"](config=c)
     assert authenticator.removal_home == "delete"
-    assert authenticator.admin_users == set()
+    assert authenticator.admin_users == set()  # admins: the admin role's users (users.sudoers)
 
 
 def test_hubstead_login_and_change_password_pages_are_registered():

@@ -1,4 +1,5 @@
-from hubstead import roster
+import pytest
+from hubstead import roster, usernames
 
 
 def outcomes(text):
@@ -32,6 +33,12 @@ def test_bad_rows_are_reported_and_the_rest_kept():
     assert errors[4] == "ann is already on line 1"
     assert "too many columns" in errors[5]
     assert [r.name for r in rows if not r.error] == ["ann", "dora"]
+
+
+@pytest.mark.parametrize("group", ["a b", "../x", "x/y", "-rf", "g\u00e9", "x" * 65])
+def test_a_group_that_cannot_be_a_group_name_refuses_the_row(group):
+    (row,) = roster.parse(f'ann,,"{group}"')
+    assert row.error == f"invalid group name {group!r}: use {usernames.GROUP_ALLOWED}"
 
 
 def test_only_blank_input_is_empty():
