@@ -9,7 +9,7 @@ import sys
 import click
 import yaml
 
-from . import config, converge, keys, machine, reload
+from . import config, converge, keys, machine, reload, schema
 from .cliutil import Progress, fail, root_only
 from .config import ConfigError
 from .converge import ConvergeError
@@ -23,7 +23,7 @@ def _dump(value) -> str:
 
 def _parse(key: str, text: str, user_config: dict):
     """A command-line value typed for its key (authenticator traits by their own type)."""
-    if config.AUTH_TRAIT_KEY.match(key):
+    if schema.lookup(key) is schema.AUTH_TRAIT:
         from .authenticator import parse_trait_value
 
         auth_type = config.merge(config.DEFAULTS, user_config)["auth"]["type"]
@@ -35,7 +35,7 @@ def _parse(key: str, text: str, user_config: dict):
 
 
 def _next_step(changed: list[str]) -> str:
-    roles = converge.roles_for(changed)
+    roles = schema.roles_for(changed)
     if roles != ["hub"]:
         return ("to apply it: sudo hubstead config apply "
                 f"(re-runs: {', '.join(r for r in roles if r != 'hub')}, then restarts the hub)")
@@ -80,7 +80,7 @@ def _change(operation, dry_run: bool):
 
 
 def _show_machine_changes(after: dict, changed: list[str]) -> None:
-    roles = [r for r in converge.roles_for(changed) if r != "hub"]
+    roles = [r for r in schema.roles_for(changed) if r != "hub"]
     if roles:
         try:
             result = converge.run(converge.role_variables(after), roles=roles, check=True)
@@ -124,7 +124,7 @@ def show(key, only_changed):
             tree = keys.get(tree, key)
         except keys.MissingKey:
             try:
-                config.check_for(key)
+                schema.setting(key)
             except ConfigError as e:
                 fail(str(e))
             tree = None
@@ -207,8 +207,8 @@ def apply(all_roles):
     try:
         effective = config.load()
         applied = converge.load_applied()
-        roles = list(converge.ROLES) if all_roles or applied is None else \
-            converge.roles_for(converge.changed_keys(applied, effective))
+        roles = list(schema.ROLES) if all_roles or applied is None else \
+            schema.roles_for(converge.changed_keys(applied, effective))
         progress = Progress(roles)
         try:
             result, waited = machine.apply(effective, roles, on_task=progress)

@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from .converge import ROLES
+from .schema import ROLES
 
 
 def fail(message: str):

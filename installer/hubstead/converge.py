@@ -18,20 +18,9 @@ from pathlib import Path
 
 from . import __version__, config, paths
 from .files import write_atomic
+from .schema import ROLES
 
-ROLES = ("base", "user_env", "proxy", "hub")
 KEEP_RUNS = 5
-# Settings that change the machine beyond the hub: the roles that apply them. Any
-# other setting only needs the hub restarted (the hub role's digest does that).
-ROLE_KEYS = {
-    "proxy": ("http.", "https."),
-    "user_env": (
-        "user_environment.manager",
-        "user_environment.pip_packages",
-        "user_environment.conda_packages",
-        "user_environment.conda_installer.",
-    ),
-}
 
 
 class ConvergeError(RuntimeError):
@@ -57,17 +46,6 @@ def changed_keys(old: dict, new: dict) -> list[str]:
     """Dotted keys whose effective value differs between two configs."""
     old_flat, new_flat = config.flat(old), config.flat(new)
     return sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
-
-
-def machine_keys(keys: list[str]) -> list[str]:
-    """The keys among ``keys`` that a role beyond the hub's must apply."""
-    return [k for k in keys if k.startswith(tuple(p for ps in ROLE_KEYS.values() for p in ps))]
-
-
-def roles_for(keys: list[str]) -> list[str]:
-    """The roles that must run for changed ``keys`` (the hub role always: it restarts the hub)."""
-    needed = {role for role, prefixes in ROLE_KEYS.items() for k in keys if k.startswith(prefixes)}
-    return [role for role in ROLES if role in needed or role == "hub"]
 
 
 def load_applied() -> dict | None:

@@ -12,7 +12,7 @@ import sys
 import bcrypt
 import sqlalchemy
 
-from . import authenticator, config, converge, paths, secrets, usernames
+from . import authenticator, config, converge, paths, schema, secrets, usernames
 from .spawner import SYSADMIN_SERVER_SCOPE
 
 CULLER_SERVICE = "idle-culler"
@@ -139,7 +139,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
         },
         "Spawner": {
             "default_url": DEFAULT_URLS[env["default_app"]],
-            "mem_limit": limits["memory"],
+            "mem_limit": schema.memory_bytes(limits["memory"]),
             "cpu_limit": limits["cpu"],
             # A student's ~/.jupyter config must not change how their server runs.
             "disable_user_config": True,
@@ -167,7 +167,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
 
 # Sections the proxy serves: the hub follows them as last applied (`hubstead config apply`),
 # so a restart (a reboot, say) before an apply never points the hub at a proxy that isn't there.
-PROXY_SECTIONS = ("http", "https")
+PROXY_SECTIONS = schema.sections_applied_by("proxy")
 
 
 def _sqlite_for_concurrent_writes(dbapi_connection, _record) -> None:

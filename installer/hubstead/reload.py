@@ -4,7 +4,7 @@ they answer again. User servers are separate units and keep running through both
 import subprocess
 import time
 
-from . import converge
+from . import converge, schema
 from .health import wait_for_hub
 
 
@@ -16,7 +16,7 @@ def check_nothing_to_apply(effective: dict) -> None:
     applied = converge.load_applied()
     if applied is None:
         return
-    pending = converge.machine_keys(converge.changed_keys(applied, effective))
+    pending = schema.machine_keys(converge.changed_keys(applied, effective))
     if pending:
         raise PendingApply(f"{', '.join(pending)} changed since the machine was last set up: "
                            "run `sudo hubstead config apply` (a reload can't apply it)")

@@ -3,7 +3,6 @@ user's own Unix account, from the shared user environment."""
 
 import asyncio
 import contextlib
-import functools
 import grp
 import itertools
 import pwd
@@ -12,10 +11,10 @@ import subprocess
 from pathlib import Path
 
 from systemdspawner import SystemdSpawner
-from jupyterhub.traitlets import ByteSpecification
 from traitlets import Dict, Integer, List, Unicode, default
 
 from . import admission, paths, sockets, systemd, unixusers, usernames
+from .schema import memory_bytes
 
 SUDOERS_GROUP = "hubstead-sudoers"
 TEACHERS_GROUP = "hubstead-teachers"  # teachers (users.admin): they write the course folder
@@ -128,11 +127,10 @@ class HubsteadSpawner(SystemdSpawner):
         properties}): limits.groups in config.yaml and the limits a teacher set on the
         group (its properties ``memory`` and ``cpu``)."""
         memory, cpu = self._global_limits
-        to_bytes = functools.partial(ByteSpecification().validate, None)
         for name, properties in groups.items():
             for override in (self.group_limits.get(name, {}), properties or {}):
                 if override.get("memory") is not None:
-                    candidate = to_bytes(override["memory"])
+                    candidate = memory_bytes(override["memory"])
                     memory = candidate if memory is None else max(memory, candidate)
                 if override.get("cpu") is not None:
                     cpu = max(cpu or 0, float(override["cpu"]))

@@ -3,7 +3,7 @@ import stat
 import pytest
 import yaml
 
-from hubstead import config
+from hubstead import config, schema
 from hubstead.config import ConfigError
 
 
@@ -58,8 +58,8 @@ def test_invalid_yaml_is_reported_with_the_file(tmp_path):
 
 def test_conda_installer_defaults_to_pinned_miniforge():
     url, sha = config.conda_installer(config.validate({}), "x86_64")
-    assert config.MINIFORGE_VERSION in url and url.endswith("Linux-x86_64.sh")
-    assert sha == config.MINIFORGE_SHA256["x86_64"]
+    assert schema.MINIFORGE_VERSION in url and url.endswith("Linux-x86_64.sh")
+    assert sha == schema.MINIFORGE_SHA256["x86_64"]
 
 
 def test_conda_installer_override_needs_a_checksum():

@@ -1,4 +1,4 @@
-from hubstead import config, converge
+from hubstead import config, converge, schema
 
 
 def test_role_variables_follow_the_config():
@@ -14,7 +14,7 @@ def test_conda_variables_carry_the_pinned_installer(monkeypatch):
     monkeypatch.setattr(converge.platform, "machine", lambda: "aarch64")
     variables = converge.role_variables(config.validate({}))
     assert variables["hubstead_conda_installer_url"].endswith("Linux-aarch64.sh")
-    assert variables["hubstead_conda_installer_sha256"] == config.MINIFORGE_SHA256["aarch64"]
+    assert variables["hubstead_conda_installer_sha256"] == schema.MINIFORGE_SHA256["aarch64"]
 
 
 def test_digest_changes_with_the_config_only():
@@ -27,10 +27,3 @@ def test_no_secret_reaches_ansible(tmp_path, monkeypatch):
     variables = converge.role_variables(config.validate({}))
     assert not any("secret" in k or "password" in k or "token" in k for k in variables)
 
-
-def test_machine_keys_are_those_a_reload_cannot_apply():
-    changed = ["http.port", "https.mode", "limits.memory", "user_environment.pip_packages",
-               "user_environment.default_app"]
-    assert converge.machine_keys(changed) == ["http.port", "https.mode", "user_environment.pip_packages"]
-    assert converge.roles_for(["limits.memory"]) == ["hub"]
-    assert converge.roles_for(["https.mode", "user_environment.pip_packages"]) == ["user_env", "proxy", "hub"]

@@ -28,7 +28,7 @@ def settings(user_config):
     ({}, "Authenticator", "allow_existing_users", True),
     ({}, "Spawner", "default_url", "/lab"),
     ({"user_environment": {"default_app": "notebook"}}, "Spawner", "default_url", "/tree"),
-    ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "mem_limit", "2G"),
+    ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "mem_limit", 2 * 2**30),
     ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "cpu_limit", 1.5),
     ({}, "Spawner", "disable_user_config", True),
     ({"users": {"sudoers": ["b", "a"]}}, "HubsteadSpawner", "sudoers", ["a", "b"]),
@@ -149,7 +149,7 @@ def test_the_hub_follows_the_applied_proxy_settings(tmp_path, monkeypatch):
     c = C()
     hub_config.apply(c, config_file)
     assert c["JupyterHub"].bind_url == "http://:80/"  # not yet applied
-    assert c["Spawner"].mem_limit == "1G"  # hub-only settings follow config.yaml at once
+    assert c["Spawner"].mem_limit == 2**30  # hub-only settings follow config.yaml at once
 
 
 def test_the_hub_database_takes_concurrent_writers_and_the_proxy_api_hash_matches(tmp_path, monkeypatch):
