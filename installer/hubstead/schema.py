@@ -13,9 +13,15 @@ this module stays importable without JupyterHub or a new dependency.
 """
 
 import functools
+import ipaddress
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+
+from . import usernames
 
 # The roles, in the order they run; a setting names those that must re-run when it changes.
 ROLES = ("base", "user_env", "proxy", "hub")
@@ -34,11 +40,17 @@ MINIFORGE_URL = (
 
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
+# A name the machine answers to: one or more DNS labels (an intranet name has one).
+HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+# A URL prefix: path segments of URL-safe characters only (it goes into routes and URLs).
+BASE_URL_PATTERN = re.compile(r"^/((?!\.\.?/)[A-Za-z0-9._~-]+/)*$")
+# A conda package, optionally with a version constraint: nothing an option or a shell could take.
+CONDA_SPEC_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*([=<>!~][A-Za-z0-9.*,=<>!~+_-]*)?$")
 # Memory sizes in units of 1024, as systemd's MemoryMax takes them: 512M, 1.5G.
 MEMORY_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT])$")
 # What a <name> in a key stands for.
 PLACEHOLDERS = {
-    "group": r"[A-Za-z0-9][A-Za-z0-9._-]*",
+    "group": usernames.GROUP_PATTERN,
     "Class": r"[A-Z]\w*",
     "setting": r"\w+",
 }
@@ -110,9 +122,59 @@ def _check_optional_str(key, value):
         _refuse(key, value, "a string or null")
 
 
+def _check_each(pattern_check, allowed):
+    """A check for a list of strings, each passing ``pattern_check(item)``."""
+    def check(key, value):
+        _check_str_list(key, value)
+        for item in value:
+            if not pattern_check(item):
+                _refuse(key, item, allowed)
+
+    return check
+
+
+def _is_user_name(name: str) -> bool:
+    try:
+        return usernames.validate(name) == name
+    except usernames.InvalidUsername:
+        return False
+
+
+def _is_ip(text: str, version: int | None = None) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return version is None or address.version == version
+
+
+def _is_pip_requirement(text: str) -> bool:
+    try:
+        Requirement(text)
+    except InvalidRequirement:
+        return False
+    return not text.startswith("-")
+
+
+_check_user_names = _check_each(_is_user_name, f"hub user names: {usernames.ALLOWED_DESCRIPTION}")
+
+
+def _check_listen_address(key, value):
+    # It ends up in traefik's config file and the hub's URL.
+    if value and not (isinstance(value, str) and _is_ip(value, 4)):
+        _refuse(key, value, "an IPv4 address of this machine like 10.0.0.5 or 0.0.0.0, or empty for all")
+
+
 def _check_base_url(key, value):
-    if not isinstance(value, str) or not value.startswith("/") or not value.endswith("/"):
-        _refuse(key, value, "a path that starts and ends with '/', e.g. /course/")
+    if not isinstance(value, str) or not BASE_URL_PATTERN.match(value):
+        _refuse(key, value, "a path that starts and ends with '/' made of letters, digits, '.', '_', '~' "
+                            "and '-', e.g. /course/")
+
+
+def _check_installer_url(key, value):
+    if value is not None and not (isinstance(value, str) and
+                                  re.match(r"^(https?://|file:///|/)[^\s]+$", value)):
+        _refuse(key, value, "an https://, http:// or file:// URL or an absolute path, or null")
 
 
 def _check_sha256(key, value):
@@ -130,7 +192,8 @@ def _check_memory(key, value):
 
 
 def _check_cpu(key, value):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                              or not 0 < value < math.inf):
         _refuse(key, value, "a number of CPUs > 0 like 1 or 0.5, or null")
 
 
@@ -228,21 +291,21 @@ AUTH_TRAIT = Setting("auth.<Class>.<setting>", None, _check_auth_trait,
                      "e.g. `auth.GitHubOAuthenticator.client_id` (secrets are redacted by `show`)", in_context=True)
 SCHEMA = (
     Setting("base_url", "/", _check_base_url, "URL prefix of the hub, e.g. `/course/`"),
-    Setting("http.address", "", _check_optional_str, "where the proxy listens: an address", **PROXY,
+    Setting("http.address", "", _check_listen_address, "where the proxy listens: an address", **PROXY,
             shown_default="all addresses"),
     Setting("http.port", 80, _check_int(1, 65535), "where the proxy listens: the port", **PROXY),
     Setting("auth.type", "hubstead", _check_auth_type,
             "`hubstead` (built-in passwords) or any JupyterHub authenticator (`firstuse`, `github`, "
             "`generic-oauth`, `ldapauthenticator`, … or `module.Class`); users get Unix accounts with every one"),
     AUTH_TRAIT,
-    Setting("users.admin", [], _check_str_list,
+    Setting("users.admin", [], _check_user_names,
             "teachers (the installer's `--admin` adds to it): the hub's `teacher` role; **not** root"),
-    Setting("users.allowed", [], _check_str_list, "users who may log in besides those an admin added"),
-    Setting("users.banned", [], _check_str_list, "users who may not log in"),
-    Setting("users.sudoers", [], _check_str_list,
+    Setting("users.allowed", [], _check_user_names, "users who may log in besides those an admin added"),
+    Setting("users.banned", [], _check_user_names, "users who may not log in"),
+    Setting("users.sudoers", [], _check_user_names,
             "sysadmins: their servers may use `sudo` (group `hubstead-sudoers`); the hub's admins; "
             "out of teachers' reach", **AT_SPAWN),
-    Setting("users.extra_user_groups.<group>", None, _check_str_list,
+    Setting("users.extra_user_groups.<group>", None, _check_user_names,
             "Unix group (must exist) → hub users put in it at spawn", **AT_SPAWN),
     Setting("users.lockout.max_failures", 5, _check_int(0),
             "wrong passwords in a row that lock an account (0: never lock). A browser the user logged in "
@@ -272,11 +335,13 @@ SCHEMA = (
             **USER_ENV),
     Setting("user_environment.default_app", "lab", _check_choice("lab", "notebook"),
             "`lab` (JupyterLab) or `notebook`"),
-    Setting("user_environment.pip_packages", [], _check_str_list, "extra pip packages in the user environment",
+    Setting("user_environment.pip_packages", [],
+            _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)"), "extra pip packages in the user environment",
             **USER_ENV),
-    Setting("user_environment.conda_packages", [], _check_str_list,
+    Setting("user_environment.conda_packages", [],
+            _check_each(CONDA_SPEC_PATTERN.match, "conda packages like scipy or numpy>=2"),
             "extra conda-forge packages (conda manager)", **USER_ENV),
-    Setting("user_environment.conda_installer.url", None, _check_optional_str,
+    Setting("user_environment.conda_installer.url", None, _check_installer_url,
             "another Miniforge installer (URL or local path)", **USER_ENV,
             shown_default=f"pinned Miniforge {MINIFORGE_VERSION}"),
     Setting("user_environment.conda_installer.sha256", None, _check_sha256,
@@ -292,10 +357,12 @@ SCHEMA = (
             "origins that may embed the hub and JupyterLab in an iframe, e.g. `[https://lms.example.edu]`"),
     Setting("https.mode", "off", _check_choice("off", "selfsigned", "manual", "letsencrypt"),
             "`off`, `selfsigned`, `manual` or `letsencrypt`", **PROXY),
-    Setting("https.address", "", _check_optional_str, "where HTTPS is served: an address", **PROXY,
+    Setting("https.address", "", _check_listen_address, "where HTTPS is served: an address", **PROXY,
             shown_default="all addresses"),
     Setting("https.port", 443, _check_int(1, 65535), "where HTTPS is served: the port", **PROXY),
-    Setting("https.hostnames", [], _check_str_list,
+    Setting("https.hostnames", [],
+            _check_each(lambda name: bool(HOSTNAME_PATTERN.match(name)) or _is_ip(name),
+                        "names like hub.example.edu or hub, or IP addresses"),
             "extra names for the self-signed certificate (the machine's addresses are always in it)", **PROXY),
     Setting("https.hsts", True, _check_bool,
             "send Strict-Transport-Security (only with `manual` and `letsencrypt`: browsers would otherwise "

@@ -5,6 +5,7 @@ import asyncio
 import contextlib
 import grp
 import itertools
+import math
 import pwd
 import re
 import subprocess
@@ -129,11 +130,11 @@ class HubsteadSpawner(SystemdSpawner):
         memory, cpu = self._global_limits
         for name, properties in groups.items():
             for override in (self.group_limits.get(name, {}), properties or {}):
-                if override.get("memory") is not None:
-                    candidate = memory_bytes(override["memory"])
-                    memory = candidate if memory is None else max(memory, candidate)
-                if override.get("cpu") is not None:
-                    cpu = max(cpu or 0, float(override["cpu"]))
+                group_memory, group_cpu = _group_limits(name, override, self.log)
+                if group_memory is not None:
+                    memory = group_memory if memory is None else max(memory, group_memory)
+                if group_cpu is not None:
+                    cpu = max(cpu or 0, group_cpu)
         return memory, cpu
 
     def _expand_user_vars(self, string):
@@ -281,6 +282,26 @@ class HubsteadSpawner(SystemdSpawner):
         if started is None:
             raise RuntimeError(f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
         return started
+
+
+def _group_limits(group: str, limits: dict, log) -> tuple[int | None, float | None]:
+    """A group's (memory bytes, cpus). Group properties set through the REST API skip
+    the config's checks: a value that is not a limit is left out (and logged), so it
+    never reaches a unit file nor stops the group's servers from starting."""
+    memory = cpu = None
+    try:
+        memory = memory_bytes(limits.get("memory"))
+    except ValueError:
+        log.warning("Group %s: memory %r is not a size like 512M or 2G; ignored", group, limits.get("memory"))
+    if limits.get("cpu") is not None:
+        try:
+            cpu = float(limits["cpu"])
+        except (TypeError, ValueError):
+            cpu = math.nan
+        if not 0 < cpu < math.inf:
+            log.warning("Group %s: cpu %r is not a number of CPUs > 0; ignored", group, limits["cpu"])
+            cpu = None
+    return memory, cpu
 
 
 async def _accepts(ip: str, port: int) -> bool:

@@ -3,7 +3,7 @@ import stat
 import pytest
 import yaml
 
-from hubstead import config, schema
+from hubstead import config, keys, schema
 from hubstead.config import ConfigError
 
 
@@ -103,3 +103,54 @@ def test_more_bad_values(user_config, message):
 ])
 def test_good_values_pass(user_config):
     config.validate(user_config)
+
+
+# Values that end up in traefik's config, a unit's properties, a command's arguments or a
+# URL: each refused with one line naming the key, the bad value and what is allowed.
+@pytest.mark.parametrize("key, value, bad", [
+    ("http.address", '0.0.0.0"\n[api]\ninsecure = true', None),  # would close traefik's string
+    ("http.address", "hub.example.edu", None),
+    ("https.address", "0.0.0.0:8443", None),
+    ("https.hostnames", ["hub.example.edu`) || Host(`x"], "hub.example.edu`) || Host(`x"),
+    ("https.hostnames", ["two words"], "two words"),
+    ("base_url", "/my course/", None),
+    ("base_url", '/x"y/', None),
+    ("base_url", "/../", None),
+    ("users.sudoers", ["root\nALL"], "root\nALL"),
+    ("users.admin", ["Ann Smith"], "Ann Smith"),
+    ("users.extra_user_groups.video", ["bob", "-rf"], "-rf"),
+    ("limits.memory", "1G\nExecStartPre=/bin/sh", None),
+    ("limits.memory", "512", None),
+    ("limits.cpu", float("nan"), None),
+    ("limits.cpu", float("inf"), None),
+    ("limits.groups.lab.cpu", -1, None),
+    ("user_environment.pip_packages", ["--index-url=http://elsewhere/simple"], "--index-url=http://elsewhere/simple"),
+    ("user_environment.pip_packages", ["numpy; rm -rf /"], "numpy; rm -rf /"),
+    ("user_environment.conda_packages", ["-c evil"], "-c evil"),
+    ("user_environment.conda_installer.url", "ftp://mirror/miniforge.sh", None),
+    ("hub.csp_frame_ancestors", ["https://lms.example.edu; script-src *"], "https://lms.example.edu; script-src *"),
+])
+def test_a_value_that_would_reach_a_file_or_command_unchecked_is_refused(key, value, bad):
+    with pytest.raises(ConfigError) as e:
+        config.validate(keys.set_({}, key, value))
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith(f"{key}: {value if bad is None else bad!r} is not allowed; use ")
+
+
+@pytest.mark.parametrize("key", ["limits.groups.a b.memory", "limits.groups.../x.cpu",
+                                 "users.extra_user_groups.-rf"])
+def test_a_group_name_that_is_not_one_is_no_setting(key):
+    with pytest.raises(ConfigError, match="unknown setting"):
+        config.validate(keys.set_({}, key, "1G" if key.endswith("memory") else ["a"]))
+
+
+@pytest.mark.parametrize("key, value", [
+    ("http.address", "10.0.0.5"), ("https.hostnames", ["hub", "hub.example.edu", "10.0.0.5"]),
+    ("base_url", "/course-2026.a/"), ("users.sudoers", ["ann.b"]),
+    ("user_environment.pip_packages", ["numpy>=2", "pandas[excel]", "scipy ; python_version>'3.9'"]),
+    ("user_environment.conda_packages", ["numpy>=2", "r-irkernel"]),
+    ("user_environment.conda_installer.url", "file:///srv/mirror/miniforge.sh"),
+])
+def test_values_of_the_same_keys_a_teacher_would_use_are_taken(key, value):
+    config.validate(keys.set_({}, key, value))

@@ -1,10 +1,14 @@
+import logging
+
+import pytest
 from types import SimpleNamespace
 
 from hubstead.spawner import HubsteadSpawner
 
 
 def limits(global_limits, group_limits, groups, properties=None):
-    fake = SimpleNamespace(_global_limits=global_limits, group_limits=group_limits)
+    fake = SimpleNamespace(_global_limits=global_limits, group_limits=group_limits,
+                           log=logging.getLogger("test"))
     return HubsteadSpawner.limits_for(fake, {g: (properties or {}).get(g, {}) for g in groups})
 
 
@@ -29,6 +33,18 @@ def test_group_limit_without_a_global_one():
 def test_limits_a_teacher_set_on_the_group():
     assert limits((None, None), {}, ["lab"], {"lab": {"memory": "3G", "cpu": "2"}}) == (3 * 2**30, 2.0)
     assert limits((None, None), {"lab": {"memory": "4G"}}, ["lab"], {"lab": {"memory": "3G"}}) == (4 * 2**30, None)
+
+
+@pytest.mark.parametrize("bad", [
+    {"memory": "1G\nExecStartPre=/bin/sh"}, {"memory": "512"}, {"memory": 2**30}, {"cpu": "nan"},
+    {"cpu": "inf"}, {"cpu": -1}, {"cpu": "2; rm"}, {"cpu": [2]},
+])
+def test_a_limit_set_through_the_api_that_is_not_one_is_left_out(bad, caplog):
+    # The teacher's page checks what it sets; JupyterHub's REST API lets a teacher set any
+    # group property. The member still starts, with the limits that are valid.
+    assert limits((2**30, 1.0), {}, ["lab"], {"lab": {"cpu": 2, "memory": "2G", **bad}}) == (
+        2**30 if "memory" in bad else 2 * 2**30, 1.0 if "cpu" in bad else 2.0)
+    assert "ignored" in caplog.text
 
 
 def test_user_placeholders_are_expanded_and_other_braces_left_alone():
