@@ -17,8 +17,6 @@ from traitlets import Dict, Integer, List, Unicode, default
 
 from . import admission, paths, sockets, systemd, unixusers, usernames
 
-SUDOERS_GROUP = "hubstead-sudoers"
-TEACHERS_GROUP = "hubstead-teachers"  # hub admins: they write the course folder
 # Cloud metadata services hand out instance credentials: never reachable from a user's
 # server. The whole IPv4 link-local range (AWS, GCP, Azure, OpenStack, DigitalOcean... at
 # 169.254.169.254, and other services there), AWS's IPv6 endpoint, Alibaba's and Oracle's.
@@ -134,7 +132,7 @@ class HubsteadSpawner(SystemdSpawner):
 
     def _memberships(self) -> dict[str, bool]:
         """{Unix group: whether this user belongs to it}, for the groups Hubstead manages."""
-        memberships = {SUDOERS_GROUP: self.user.name in self.sudoers, TEACHERS_GROUP: self.user.admin}
+        memberships = {paths.SUDOERS_GROUP: self.user.name in self.sudoers, paths.TEACHERS_GROUP: self.user.admin}
         memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
         return memberships
 
