@@ -40,6 +40,10 @@ ANSIBLE_RUNS = STATE_DIR / "ansible"
 APPLIED_CONFIG = STATE_DIR / "applied-config.json"
 HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
 
+# The schemes' own ports: URLs leave them out.
+HTTP_PORT = 80
+HTTPS_PORT = 443
+
 # Loopback ports of the hub, its services and the proxy API (never on a public address).
 # All below 1024: only root may bind them, so a student's process can never take one
 # while its owner restarts (and receive the logins, tokens or ACME challenges sent there).

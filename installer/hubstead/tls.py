@@ -60,7 +60,7 @@ def write_http_rules(acme: bool, redirect: bool, https_port: int) -> None:
         return
     write_atomic(paths.HTTP_RULES_FILE, render(
         "http.toml.j2", acme=acme, redirect=redirect, https_port=https_port,
-        acme_port=paths.ACME_CHALLENGE_PORT))
+        https_scheme_port=paths.HTTPS_PORT, acme_port=paths.ACME_CHALLENGE_PORT))
 
 
 # ----------------------------------------------------------------- selfsigned
@@ -191,7 +191,7 @@ class _ProbeResponder(http.server.BaseHTTPRequestHandler):
         pass
 
 
-def preflight(domains: list[str], http_port: int = 80) -> None:
+def preflight(domains: list[str], http_port: int) -> None:
     """Before asking the ACME server: each domain resolves, and http://domain/ reaches
     this machine's challenge route. All problems are reported at once, each with a fix."""
     token = secrets.token_urlsafe(16)
@@ -212,7 +212,7 @@ def preflight(domains: list[str], http_port: int = 80) -> None:
                                 f"pointing to this machine's public address ({here}), wait for it to "
                                 "propagate, then run `sudo hubstead config apply` again")
                 continue
-            port = "" if http_port == 80 else f":{http_port}"
+            port = "" if http_port == paths.HTTP_PORT else f":{http_port}"
             url = f"http://{domain}{port}/.well-known/acme-challenge/{token}"
             try:
                 with opener.open(url, timeout=10) as resp:
