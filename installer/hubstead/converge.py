@@ -7,9 +7,11 @@ ever passed to ansible: secrets are made and read by Python (hubstead.secrets).
 
 import difflib
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -88,6 +90,12 @@ def write_hub_digest(effective: dict) -> None:
     write_atomic(paths.HUB_CONFIG_DIGEST, hub_config_digest(effective) + "\n")
 
 
+def hub_requirement(name: str) -> str:
+    """Hubstead's own requirement on ``name``, name and version range as installed."""
+    [spec] = [r for r in importlib.metadata.requires("hubstead") if re.split(r"[<>=!~;\s]", r, 1)[0] == name]
+    return spec
+
+
 def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
     """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
 
@@ -109,6 +117,8 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
 
         "hubstead_user_env_dir": str(paths.USER_ENV),
         "hubstead_user_env_hub_env": str(hub_env),
+        # User servers talk to the hub: the same JupyterHub major version.
+        "hubstead_user_env_jupyterhub": hub_requirement("jupyterhub"),
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": env["pip_packages"],
         "hubstead_user_env_conda_packages": env["conda_packages"],
