@@ -99,7 +99,9 @@ def user_packages():
         items.append(item[1].strip().strip("\"'"))
     if not items:
         sys.exit("no hubstead_user_env_base_packages in roles/user_env/defaults/main.yml")
-    return items
+    # The role takes JupyterHub's range from Hubstead's own requirement (a variable there).
+    jupyterhub = next(p for p in hub_packages() if re.match(r"jupyterhub\s*[<>=!~]", p))
+    return [jupyterhub if "hubstead_user_env_jupyterhub" in item else item for item in items]
 
 
 def wait_for_other_targets():

@@ -7,9 +7,11 @@ ever passed to ansible: secrets are made and read by Python (hubstead.secrets).
 
 import difflib
 import hashlib
+import importlib.metadata
 import json
 import os
 import platform
+import re
 import shutil
 import sys
 import tempfile
@@ -61,48 +63,77 @@ def save_applied(effective: dict) -> None:
 
 
 def write_hub_digest(effective: dict) -> None:
-    """What the hub role records after a restart; `reload hub` writes it too, so a later
-    converge does not restart the hub again for the same settings."""
+    """Record that the hub runs with ``effective`` (after a converge or a restart): the hub
+    role restarts the hub only when the digest it is given differs from this one."""
     write_atomic(paths.HUB_CONFIG_DIGEST, hub_config_digest(effective) + "\n")
 
 
+def hub_requirement(name: str) -> str:
+    """Hubstead's own requirement on ``name``, name and version range as installed."""
+    [spec] = [r for r in importlib.metadata.requires("hubstead") if re.split(r"[<>=!~;\s]", r, 1)[0] == name]
+    return spec
+
+
 def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
-    """config.yaml (effective) -> role variables. Pure, for tests."""
+    """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
+
+    Each role's variables carry its prefix (``hubstead_<role>_``) and are documented in
+    its defaults/main.yml; a fact two roles need goes to each."""
     env, https = effective["user_environment"], effective["https"]
     variables = {
-        "hubstead_prefix": str(paths.PREFIX),
-        "hubstead_hub_env": str(hub_env),
-        "hubstead_user_env": str(paths.USER_ENV),
-        "hubstead_config_dir": str(paths.CONFIG_DIR),
-        "hubstead_config_file": str(paths.CONFIG_FILE),
-        "hubstead_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),
-        "hubstead_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
-        "hubstead_traefik_config": str(paths.TRAEFIK_CONFIG),
-        "hubstead_state_dir": str(paths.STATE_DIR),
-        "hubstead_shared_dir": str(paths.SHARED_DIR),
-        "hubstead_hub_config_digest_file": str(paths.HUB_CONFIG_DIGEST),
-        "hubstead_rules_dir": str(paths.RULES_DIR),
-        "hubstead_templates": str(paths.TEMPLATES_DIR),
-        "hubstead_traefik_api_port": paths.TRAEFIK_API_PORT,
-        "hubstead_users_slice": paths.USERS_SLICE,
-        "hubstead_http_address": effective["http"]["address"] or "",
-        "hubstead_http_port": effective["http"]["port"],
-        "hubstead_https_mode": https["mode"],
-        "hubstead_https_address": https["address"] or "",
-        "hubstead_https_port": https["port"],
-        # HSTS pins browsers to HTTPS for a year: only with a certificate they trust.
-        "hubstead_https_hsts": https["hsts"] and https["mode"] in ("manual", "letsencrypt"),
-        "hubstead_letsencrypt": https["mode"] == "letsencrypt",
-        "hubstead_letsencrypt_dir": str(paths.LETSENCRYPT_DIR),
+        "hubstead_base_prefix": str(paths.PREFIX),
+        "hubstead_base_hub_env": str(hub_env),
+        "hubstead_base_config_dir": str(paths.CONFIG_DIR),
+        "hubstead_base_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
+        "hubstead_base_state_dir": str(paths.STATE_DIR),
+        "hubstead_base_rules_dir": str(paths.RULES_DIR),
+        "hubstead_base_shared_dir": str(paths.SHARED_DIR),
+        "hubstead_base_users_slice": paths.USERS_SLICE,
+        "hubstead_base_users_group": paths.USERS_GROUP,
+        "hubstead_base_sudoers_group": paths.SUDOERS_GROUP,
+        "hubstead_base_teachers_group": paths.TEACHERS_GROUP,
+
+        "hubstead_user_env_dir": str(paths.USER_ENV),
+        "hubstead_user_env_hub_env": str(hub_env),
+        # User servers talk to the hub: the same JupyterHub major version.
+        "hubstead_user_env_jupyterhub": hub_requirement("jupyterhub"),
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": env["pip_packages"],
         "hubstead_user_env_conda_packages": env["conda_packages"],
+
+        "hubstead_proxy_hub_env": str(hub_env),
+        "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),
+        "hubstead_proxy_rules_dir": str(paths.RULES_DIR),
+        "hubstead_proxy_api_port": paths.TRAEFIK_API_PORT,
+        "hubstead_proxy_unit": paths.PROXY_UNIT,
+        "hubstead_proxy_certbot_service": paths.CERTBOT_SERVICE,
+        "hubstead_proxy_certbot_timer": paths.CERTBOT_TIMER,
+        "hubstead_proxy_letsencrypt_config_dir": str(paths.LETSENCRYPT_CONFIG_DIR),
+        "hubstead_proxy_letsencrypt_work_dir": str(paths.LETSENCRYPT_WORK_DIR),
+        "hubstead_proxy_letsencrypt_logs_dir": str(paths.LETSENCRYPT_LOGS_DIR),
+        "hubstead_proxy_http_address": effective["http"]["address"] or "",
+        "hubstead_proxy_http_port": effective["http"]["port"],
+        "hubstead_proxy_https_mode": https["mode"],
+        "hubstead_proxy_https_address": https["address"] or "",
+        "hubstead_proxy_https_port": https["port"],
+        # HSTS pins browsers to HTTPS for a year: only with a certificate they trust.
+        "hubstead_proxy_https_hsts": https["hsts"] and https["mode"] in ("manual", "letsencrypt"),
+        "hubstead_proxy_letsencrypt": https["mode"] == "letsencrypt",
+
+        "hubstead_hub_env": str(hub_env),
+        "hubstead_hub_state_dir": str(paths.STATE_DIR),
+        "hubstead_hub_config_file": str(paths.CONFIG_FILE),
+        "hubstead_hub_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),
+        "hubstead_hub_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
+        "hubstead_hub_unit": paths.HUB_UNIT,
+        "hubstead_hub_proxy_unit": paths.PROXY_UNIT,
         "hubstead_hub_config_digest": hub_config_digest(effective),
+        "hubstead_hub_config_digest_file": str(paths.HUB_CONFIG_DIGEST),
     }
     if env["manager"] == "conda":
         url, sha256 = config.conda_installer(effective, platform.machine())
-        variables["hubstead_conda_installer_url"] = url
-        variables["hubstead_conda_installer_sha256"] = sha256
+        variables["hubstead_user_env_conda_installer_url"] = url
+        variables["hubstead_user_env_conda_installer_sha256"] = sha256
     return variables
 
 

@@ -6,13 +6,15 @@ import time
 import urllib.error
 import urllib.request
 
+from . import paths
+
 
 def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
     https = effective["https"]["mode"] != "off"
     scheme, port = ("https", effective["https"]["port"]) if https else ("http", effective["http"]["port"])
     if ":" in host:  # an IPv6 address
         host = f"[{host}]"
-    default_port = 443 if https else 80
+    default_port = paths.HTTPS_PORT if https else paths.HTTP_PORT
     return f"{scheme}://{host}{'' if port == default_port else f':{port}'}{effective['base_url']}"
 
 

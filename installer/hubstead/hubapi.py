@@ -44,7 +44,7 @@ class HubAPI:
                 message = e.reason
             raise HubAPIError(e.code, f"hub API {method} {path}: {e.code} {message}") from None
         except (urllib.error.URLError, OSError) as e:
-            raise HubAPIError(0, f"the hub does not answer at {self.url} ({e}); is jupyterhub.service running?") from None
+            raise HubAPIError(0, f"the hub does not answer at {self.url} ({e}); is {paths.HUB_UNIT} running?") from None
         return json.loads(raw) if raw else None
 
     def end_sessions(self, name: str) -> None:

@@ -29,5 +29,7 @@ def apply(effective: dict, roles=converge.ROLES, on_task=None) -> tuple[converge
         if previous is not None:
             converge.save_applied(previous)
         raise
+    if "hub" in roles:  # its handler restarted the hub if the recorded digest differed
+        converge.write_hub_digest(effective)
     tls.finish(effective)
     return result, wait_for_hub(effective)

@@ -4,7 +4,7 @@ they answer again. User servers are separate units and keep running through both
 import subprocess
 import time
 
-from . import converge, schema
+from . import converge, paths, schema
 from .health import wait_for_hub
 
 
@@ -26,7 +26,7 @@ def hub(effective: dict) -> float:
     """Restart the hub; returns the seconds until its API answered through the proxy."""
     check_nothing_to_apply(effective)
     start = time.monotonic()
-    subprocess.run(["systemctl", "restart", "jupyterhub"], check=True)
+    subprocess.run(["systemctl", "restart", paths.HUB_UNIT], check=True)
     wait_for_hub(effective)
     converge.write_hub_digest(effective)
     return time.monotonic() - start
@@ -39,6 +39,6 @@ def proxy(effective: dict) -> float:
     start = time.monotonic()
     result = converge.run(converge.role_variables(effective), roles=("proxy",))
     if result.changed == 0:  # otherwise the role's handler already restarted traefik
-        subprocess.run(["systemctl", "restart", "traefik"], check=True)
+        subprocess.run(["systemctl", "restart", paths.PROXY_UNIT], check=True)
     wait_for_hub(effective)
     return time.monotonic() - start

@@ -17,8 +17,6 @@ from traitlets import Dict, Integer, List, Unicode, default
 from . import admission, paths, sockets, systemd, unixusers, usernames
 from .schema import memory_bytes
 
-SUDOERS_GROUP = "hubstead-sudoers"
-TEACHERS_GROUP = "hubstead-teachers"  # teachers (users.admin): they write the course folder
 # A sysadmin's server asks for this scope instead of access:servers, and only its owner
 # holds it (hub_config's sysadmin role): a teacher helping students in their servers never
 # gets into a server that can sudo.
@@ -146,7 +144,8 @@ class HubsteadSpawner(SystemdSpawner):
 
     def _memberships(self) -> dict[str, bool]:
         """{Unix group: whether this user belongs to it}, for the groups Hubstead manages."""
-        memberships = {SUDOERS_GROUP: self.user.name in self.sudoers, TEACHERS_GROUP: self.user.name in self.teachers}
+        memberships = {paths.SUDOERS_GROUP: self.user.name in self.sudoers,
+                       paths.TEACHERS_GROUP: self.user.name in self.teachers}
         memberships.update({g: self.user.name in members for g, members in self.extra_user_groups.items()})
         return memberships
 

@@ -16,8 +16,6 @@ from pathlib import Path
 from . import paths, usernames
 from .files import locked
 
-# Every hub user's account is in this group (created by the base role).
-USERS_GROUP = "jupyterhub-users"
 HOME_MODE = 0o700
 SHARED_LINK = "shared"  # ~/shared -> the course folder
 SHADOW_FILE = Path("/etc/shadow")
@@ -103,7 +101,7 @@ def ensure(hub_name: str) -> str:
     hub_name = usernames.validate(hub_name)
     unix_name = usernames.unix_name(hub_name)
     if not exists(unix_name):
-        _run("useradd", "--create-home", "--user-group", "--groups", USERS_GROUP,
+        _run("useradd", "--create-home", "--user-group", "--groups", paths.USERS_GROUP,
              "--shell", "/bin/bash", "--comment", _owner_comment(hub_name), unix_name)
     else:
         _check_owner(hub_name, unix_name)

@@ -38,8 +38,8 @@ def variables(prefix, cache):
     })
     variables = converge.role_variables(effective)
     variables.update(
-        hubstead_user_env=str(prefix),
-        hubstead_conda_installer_cache=str(cache),
+        hubstead_user_env_dir=str(prefix),
+        hubstead_user_env_conda_installer_cache=str(cache),
         # One small real package keeps pip honest and the test fast.
         hubstead_user_env_base_packages=["six"],
     )
@@ -63,7 +63,7 @@ def calls(prefix: Path) -> list[str]:
 def test_builds_the_environment_once_then_leaves_it_alone(
         url_form, variables, prefix, cache, converge_user_env):
     if url_form == "file-url":
-        variables["hubstead_conda_installer_url"] = FAKE_INSTALLER.as_uri()
+        variables["hubstead_user_env_conda_installer_url"] = FAKE_INSTALLER.as_uri()
 
     first = converge_user_env(variables)
 
@@ -87,7 +87,7 @@ def test_builds_the_environment_once_then_leaves_it_alone(
 
 
 def test_wrong_checksum_stops_before_installing(variables, prefix, cache, converge_user_env):
-    variables["hubstead_conda_installer_sha256"] = "0" * 64
+    variables["hubstead_user_env_conda_installer_sha256"] = "0" * 64
 
     with pytest.raises(converge.ConvergeError, match="checksum"):
         converge_user_env(variables)

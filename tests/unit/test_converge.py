@@ -4,17 +4,17 @@ from hubstead import config, converge, schema
 def test_role_variables_follow_the_config():
     variables = converge.role_variables(config.validate(
         {"http": {"port": 8080}, "user_environment": {"manager": "venv", "pip_packages": ["numpy"]}}))
-    assert variables["hubstead_http_port"] == 8080
+    assert variables["hubstead_proxy_http_port"] == 8080
     assert variables["hubstead_user_env_manager"] == "venv"
     assert variables["hubstead_user_env_pip_packages"] == ["numpy"]
-    assert "hubstead_conda_installer_url" not in variables
+    assert "hubstead_user_env_conda_installer_url" not in variables
 
 
 def test_conda_variables_carry_the_pinned_installer(monkeypatch):
     monkeypatch.setattr(converge.platform, "machine", lambda: "aarch64")
     variables = converge.role_variables(config.validate({}))
-    assert variables["hubstead_conda_installer_url"].endswith("Linux-aarch64.sh")
-    assert variables["hubstead_conda_installer_sha256"] == schema.MINIFORGE_SHA256["aarch64"]
+    assert variables["hubstead_user_env_conda_installer_url"].endswith("Linux-aarch64.sh")
+    assert variables["hubstead_user_env_conda_installer_sha256"] == schema.MINIFORGE_SHA256["aarch64"]
 
 
 def test_digest_changes_with_the_config_only():

@@ -1,45 +1,118 @@
-"""The roles and templates as shipped: they parse, and their variables all come from
-hubstead.converge (a typo'd variable would only fail on a real machine)."""
+"""The roles as shipped: each is self-contained (its variables prefixed, defaulted and
+documented, its templates its own), Hubstead passes the values of hubstead.paths and
+config.yaml that the defaults only document, and ansible-lint and ansible's syntax check
+pass."""
 
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 
+import jinja2
 import pytest
 import yaml
+from ansible.plugins.filter.core import comment
 
 from hubstead import config, converge, paths
 
-ROLE_FILES = sorted(paths.ROLES_DIR.rglob("*.yml"))
-TEMPLATES = sorted(paths.TEMPLATES_DIR.glob("*.j2"))
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+VARIABLE = re.compile(r"\b(hubstead_[a-z0-9_]+)")
+# Computed for each run or machine (settings digest, Miniforge for this architecture):
+# the defaults cannot hold Hubstead's value and say what an empty one does instead.
+PER_RUN = {"hubstead_hub_config_digest", "hubstead_user_env_conda_installer_url",
+           "hubstead_user_env_conda_installer_sha256"}
 
 
-@pytest.mark.parametrize("path", ROLE_FILES, ids=lambda p: str(p.relative_to(paths.ROLES_DIR)))
-def test_role_file_parses(path):
-    assert yaml.safe_load(path.read_text()) is not None
+def _role_dirs() -> list[Path]:
+    return sorted(p.parent.parent for p in paths.ROLES_DIR.glob("*/tasks/main.yml"))
 
 
-def _defaults() -> set:
-    names = set()
-    for path in paths.ROLES_DIR.glob("*/defaults/main.yml"):
-        names |= set(yaml.safe_load(path.read_text()))
-    return names
+def test_the_playbook_runs_every_role():
+    site = yaml.safe_load((paths.ROLES_DIR / "site.yml").read_text())
+    # converge selects roles by tag.
+    assert [(r["role"], r["tags"]) for r in site[0]["roles"]] == [(r, [r]) for r in converge.ROLES]
+    assert [d.name for d in _role_dirs()] == sorted(converge.ROLES)
 
 
-def test_every_variable_used_is_defined():
-    defined = _defaults() | set(converge.role_variables(config.validate({"user_environment": {"manager": "venv"}})))
-    defined |= set(converge.role_variables(config.validate({})))
-    used = set()
-    for path in [*ROLE_FILES, *TEMPLATES]:
-        used |= set(re.findall(r"\b(hubstead_[a-z0-9_]+)", path.read_text()))
-    registered = {m for p in ROLE_FILES for m in re.findall(r"register: (hubstead_\w+)", p.read_text())}
-    assert used - defined - registered == set()
+def _defaults(role: Path) -> dict:
+    return yaml.safe_load((role / "defaults" / "main.yml").read_text())
 
 
-def test_every_template_is_used_and_stamped_with_its_writer():
-    role_text = "".join(p.read_text() for p in ROLE_FILES)
-    code_text = "".join(p.read_text() for p in (paths.DATA_DIR.parent).glob("*.py"))
-    for path in TEMPLATES:
-        by_role = path.name.removesuffix(".j2") in role_text
-        by_code = f'"{path.name}"' in code_text
-        assert by_role != by_code, f"{path.name}: written by {'both' if by_role else 'nobody'}"
-        header = "{{ ansible_managed | comment }}" if by_role else "# Written by Hubstead"
-        assert path.read_text().startswith(header), path.name
+def _registered(role: Path) -> set:
+    return {m for p in role.rglob("*.yml") for m in re.findall(r"register: (\w+)", p.read_text())}
+
+
+def _used(role: Path) -> set:
+    files = [*role.glob("tasks/*.yml"), *role.glob("handlers/*.yml"), *role.glob("templates/*.j2")]
+    return {m for p in files for m in VARIABLE.findall(p.read_text())}
+
+
+def _passed() -> dict:
+    """What Hubstead passes for a default config, conda and venv together."""
+    return {**converge.role_variables(config.validate({"user_environment": {"manager": "venv"}})),
+            **converge.role_variables(config.validate({}))}
+
+
+@pytest.mark.parametrize("role", _role_dirs(), ids=lambda p: p.name)
+def test_a_role_uses_its_own_variables_and_defaults_each(role):
+    prefix = f"hubstead_{role.name}_"
+    own = set(_defaults(role)) | _registered(role)
+    assert {v for v in own if not v.startswith(prefix)} == set()
+    assert _used(role) - own == set()
+    text = (role / "defaults" / "main.yml").read_text()
+    undocumented = [n for n in _defaults(role) if not re.search(rf"#.*\n(\w+:.*\n)*{n}:", text)]
+    assert undocumented == []
+
+
+def test_every_variable_hubstead_passes_is_a_role_default():
+    defined = set().union(*(_defaults(role) for role in _role_dirs()))
+    assert set(_passed()) - defined == set()
+
+
+def test_role_defaults_agree_with_what_hubstead_passes():
+    defaults = {k: v for role in _role_dirs() for k, v in _defaults(role).items()}
+    passed = {k: v for k, v in _passed().items() if k not in PER_RUN}
+    assert {k: defaults[k] for k in passed} == passed
+
+
+@pytest.mark.parametrize("role", _role_dirs(), ids=lambda p: p.name)
+def test_templates_belong_to_the_role_that_renders_them(role):
+    tasks = "".join(p.read_text() for p in role.glob("tasks/*.yml"))
+    assert set(re.findall(r"[\w.-]+\.j2", tasks)) == {p.name for p in role.glob("templates/*.j2")}
+
+
+@pytest.mark.parametrize("template", sorted(paths.ROLES_DIR.glob("*/templates/*.j2")),
+                         ids=lambda p: p.name)
+def test_role_template_renders_with_what_hubstead_passes(template):
+    role = template.parent.parent
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(template.parent),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True)
+    env.filters["comment"] = comment
+    variables = {**_defaults(role), **_passed(), "ansible_managed": "Ansible managed"}
+    assert env.get_template(template.name).render(variables).startswith("#\n# Ansible managed\n#\n")
+
+
+def test_hubsteads_own_templates_are_rendered_by_its_code():
+    code = "".join(p.read_text() for p in paths.DATA_DIR.parent.glob("*.py"))
+    for path in paths.TEMPLATES_DIR.glob("*.j2"):
+        assert f'"{path.name}"' in code, path.name
+        assert path.read_text().startswith("# Written by Hubstead"), path.name
+
+
+def _run(*argv: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run(argv, check=False, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", **env})
+
+
+def test_ansible_lint_passes():
+    # Lints the source tree: .ansible-lint (profile, and why a rule is skipped) is there.
+    result = _run(str(BIN / "ansible-lint"), "--nocolor", "roles")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_playbook_syntax_check_passes():
+    result = _run(str(BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
+                  str(paths.ROLES_DIR / "site.yml"), ANSIBLE_ROLES_PATH=str(paths.ROLES_DIR))
+    assert result.returncode == 0, result.stdout + result.stderr
