@@ -83,7 +83,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
             "cleanup_servers": False,
             "db_url": f"sqlite:///{paths.HUB_DB}",
             "cookie_secret_file": str(paths.COOKIE_SECRET),
-            "proxy_class": "traefik_file",
+            "proxy_class": "hubstead.proxy.HubsteadTraefikProxy",
             "authenticator_class": authenticator.for_type(effective["auth"]["type"]),
             "spawner_class": "hubstead.spawner.HubsteadSpawner",
             "services": [

@@ -22,11 +22,18 @@ STATE_DIR = Path("/var/lib/hubstead")
 ARCHIVE_DIR = STATE_DIR / "archive"  # homes of removed users, as tarballs
 # Course material: teachers (hub admins) write, students read; linked into every home.
 SHARED_DIR = Path("/srv/hubstead/shared")
-RULES_DIR = STATE_DIR / "rules"
+# The proxy runs as its own system user (and group) with CAP_NET_BIND_SERVICE only: of
+# Hubstead's files it can read what is in PROXY_DIR (root-owned, setgid to its group,
+# files PROXY_FILE_MODE) and nothing else.
+PROXY_USER = "hubstead-proxy"
+PROXY_DIR = Path("/var/lib/hubstead-proxy")
+PROXY_FILE_MODE = 0o640
+RULES_DIR = PROXY_DIR / "rules"
+SERVED_TLS_DIR = PROXY_DIR / "tls"  # copies of the certificate and key traefik serves
 HUB_ROUTES_FILE = RULES_DIR / "rules.toml"  # the hub's routes (written by the hub)
 TLS_RULES_FILE = RULES_DIR / "tls.toml"  # certificates, TLS options, HSTS (hubstead.tls)
 HTTP_RULES_FILE = RULES_DIR / "http.toml"  # ACME challenge route, HTTP->HTTPS redirect
-TLS_DIR = STATE_DIR / "tls"  # self-signed key and certificate
+TLS_DIR = STATE_DIR / "tls"  # self-signed key and certificate (root's; served as copies)
 LETSENCRYPT_DIR = STATE_DIR / "letsencrypt"
 LETSENCRYPT_CONFIG_DIR = LETSENCRYPT_DIR / "config"  # certbot's --config-dir (accounts, lineages)
 LETSENCRYPT_WORK_DIR = LETSENCRYPT_DIR / "work"

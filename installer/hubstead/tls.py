@@ -11,6 +11,7 @@ write here is atomic, so a new certificate is served without a restart.
 """
 
 import datetime
+import hashlib
 import http.server
 import ipaddress
 import os
@@ -40,8 +41,6 @@ SELFSIGNED_KEY = paths.TLS_DIR / "selfsigned.key"
 SELFSIGNED_DAYS = 825
 RENEW_SELFSIGNED_DAYS = 30
 CERT_NAME = "hubstead"  # certbot's lineage name
-# Paths traefik's unit can't read (ProtectHome=yes).
-UNREADABLE_FOR_PROXY = ("/home/", "/root/", "/run/user/")
 
 
 class TLSError(RuntimeError):
@@ -50,8 +49,24 @@ class TLSError(RuntimeError):
 
 # ------------------------------------------------------------------ the files
 
-def write_tls_rules(cert_file: Path, key_file: Path) -> None:
-    write_atomic(paths.TLS_RULES_FILE, render("tls.toml.j2", cert_file=cert_file, key_file=key_file))
+def serve(cert_file: Path, key_file: Path) -> None:
+    """Have traefik serve this certificate and key. traefik is not root: it gets copies
+    its group may read, named after the certificate, so tls.toml changes with every new
+    certificate and traefik loads it (a file it knows by name is not read again)."""
+    cert_pem, key_pem = Path(cert_file).read_text(), Path(key_file).read_text()
+    name = hashlib.sha256(cert_pem.encode()).hexdigest()[:16]
+    served_cert, served_key = paths.SERVED_TLS_DIR / f"{name}.crt", paths.SERVED_TLS_DIR / f"{name}.key"
+    write_atomic(served_cert, cert_pem, mode=paths.PROXY_FILE_MODE)
+    write_atomic(served_key, key_pem, mode=paths.PROXY_FILE_MODE)
+    write_atomic(paths.TLS_RULES_FILE, render("tls.toml.j2", cert_file=served_cert, key_file=served_key),
+                 mode=paths.PROXY_FILE_MODE)
+    _forget_served(keep=(served_cert, served_key))
+
+
+def _forget_served(keep: tuple[Path, ...] = ()) -> None:
+    for old in paths.SERVED_TLS_DIR.iterdir():
+        if old not in keep:
+            old.unlink()
 
 
 def write_http_rules(acme: bool, redirect: bool, https_port: int) -> None:
@@ -60,7 +75,7 @@ def write_http_rules(acme: bool, redirect: bool, https_port: int) -> None:
         return
     write_atomic(paths.HTTP_RULES_FILE, render(
         "http.toml.j2", acme=acme, redirect=redirect, https_port=https_port,
-        https_scheme_port=paths.HTTPS_PORT, acme_port=paths.ACME_CHALLENGE_PORT))
+        https_scheme_port=paths.HTTPS_PORT, acme_port=paths.ACME_CHALLENGE_PORT), mode=paths.PROXY_FILE_MODE)
 
 
 # ----------------------------------------------------------------- selfsigned
@@ -126,15 +141,12 @@ def ensure_selfsigned(names: list[str]) -> bool:
 # --------------------------------------------------------------------- manual
 
 def check_manual(cert_path: str | None, key_path: str | None) -> None:
-    """Refuse a certificate traefik could not serve: missing, unreadable by the proxy,
+    """Refuse a certificate traefik could not serve: missing, not PEM,
     not matching its key, expired."""
     if not cert_path or not key_path:
         raise TLSError("https.mode manual needs https.manual.cert and https.manual.key: "
                        "sudo hubstead config set https.manual.cert /etc/ssl/hub/fullchain.pem (and .key)")
     for key, path in (("https.manual.cert", cert_path), ("https.manual.key", key_path)):
-        if path.startswith(UNREADABLE_FOR_PROXY):
-            raise TLSError(f"{key}: {path} is under {path.split('/')[1]}/, which the proxy can't read: "
-                           "put it under /etc (e.g. /etc/ssl/hub/)")
         if not Path(path).is_file():
             raise TLSError(f"{key}: {path} does not exist")
     try:
@@ -302,7 +314,7 @@ def renew(force: bool = False) -> str:
 
 def deploy(lineage_dir: Path) -> None:
     """certbot's deploy hook: serve the (new) certificate from ``lineage_dir``."""
-    write_tls_rules(lineage_dir / "fullchain.pem", lineage_dir / "privkey.pem")
+    serve(lineage_dir / "fullchain.pem", lineage_dir / "privkey.pem")
 
 
 # ------------------------------------------------------------------ the steps
@@ -317,10 +329,10 @@ def prepare(effective: dict) -> None:
         write_http_rules(acme=False, redirect=False, https_port=https["port"])
     elif mode == "selfsigned":
         ensure_selfsigned(selfsigned_names(effective))
-        write_tls_rules(SELFSIGNED_CERT, SELFSIGNED_KEY)
+        serve(SELFSIGNED_CERT, SELFSIGNED_KEY)
     elif mode == "manual":
         check_manual(https["manual"]["cert"], https["manual"]["key"])
-        write_tls_rules(Path(https["manual"]["cert"]), Path(https["manual"]["key"]))
+        serve(Path(https["manual"]["cert"]), Path(https["manual"]["key"]))
     elif mode == "letsencrypt":
         le = https["letsencrypt"]
         check_letsencrypt_settings(le)
@@ -341,6 +353,7 @@ def finish(effective: dict) -> None:
     write_http_rules(acme=mode == "letsencrypt", redirect=mode != "off", https_port=https["port"])
     if mode == "off":
         paths.TLS_RULES_FILE.unlink(missing_ok=True)
+        _forget_served()
 
 
 # --------------------------------------------------------------------- status

@@ -11,6 +11,7 @@ import requests
 from cryptography import x509
 from hubclient import HubSession
 from pebble import Pebble
+from hubstead import paths
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
@@ -105,13 +106,13 @@ def test_tls_12_is_the_minimum(hub):
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", 443), timeout=10) as sock, tls12.wrap_socket(sock) as s:
         assert s.version() == "TLSv1.2"
-    tls_rules = hub.tb.run("cat", "/var/lib/hubstead/rules/tls.toml").stdout
+    tls_rules = hub.tb.run("cat", str(paths.TLS_RULES_FILE)).stdout
     assert 'minVersion = "VersionTLS12"' in tls_rules
 
 
 def test_manual_with_a_key_that_does_not_match_is_refused_and_nothing_changes(hub):
     hub.tb.run("/opt/hubstead/hub/bin/python", "-c", MAKE_CERT, "/etc/ssl/hub")
-    before = hub.tb.run("sha256sum", "/var/lib/hubstead/rules/tls.toml").stdout
+    before = hub.tb.run("sha256sum", str(paths.TLS_RULES_FILE)).stdout
     served_before = served().serial_number
     config(hub, "set", "https.mode", "manual")
     config(hub, "set", "https.manual.cert", "/etc/ssl/hub/fullchain.pem")
@@ -119,7 +120,7 @@ def test_manual_with_a_key_that_does_not_match_is_refused_and_nothing_changes(hu
     r = config(hub, "apply", check=False)
     assert r.returncode == 1
     assert "https.manual.key: /etc/ssl/hub/other.key does not belong to the certificate" in r.stderr
-    assert hub.tb.run("sha256sum", "/var/lib/hubstead/rules/tls.toml").stdout == before
+    assert hub.tb.run("sha256sum", str(paths.TLS_RULES_FILE)).stdout == before
     assert served().serial_number == served_before
 
 

@@ -37,6 +37,18 @@ def test_hub_and_proxy_api_listen_on_loopback_only(hub):
     assert not [a for a in local if a.endswith(internal) and not a.startswith("127.0.0.1:")]
 
 
+def test_the_proxy_runs_as_its_own_user_and_reads_nothing_else_of_hubsteads(hub):
+    pid = hub.tb.run("systemctl", "show", "--property=MainPID", "--value", paths.PROXY_UNIT).stdout.strip()
+    assert hub.tb.run("stat", "-c", "%U", f"/proc/{pid}").stdout.strip() == paths.PROXY_USER
+    # What a compromised traefik could reach: its rules, not the hub's secrets or state.
+    as_proxy = ("runuser", "-u", paths.PROXY_USER, "--", "cat")
+    assert "route_api" in hub.tb.run(*as_proxy, str(paths.HUB_ROUTES_FILE)).stdout
+    for secret in (paths.PASSWORD_STORE, paths.COOKIE_SECRET, paths.CLI_API_TOKEN, paths.HUB_DB,
+                   paths.CONFIG_FILE, paths.TRAEFIK_CONFIG):
+        denied = hub.tb.run(*as_proxy, str(secret), check=False)
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, secret
+
+
 def test_wrong_password_is_403_without_saying_which_part(hub):
     r = HubSession().login(ADMIN, "not-the-password")
     assert r.status_code == 403

@@ -1,5 +1,6 @@
 import datetime
 import stat
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -15,6 +16,8 @@ def state(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "TLS_DIR", tmp_path / "tls")
     monkeypatch.setattr(paths, "TLS_RULES_FILE", tmp_path / "rules" / "tls.toml")
     monkeypatch.setattr(paths, "HTTP_RULES_FILE", tmp_path / "rules" / "http.toml")
+    monkeypatch.setattr(paths, "SERVED_TLS_DIR", tmp_path / "served")
+    (tmp_path / "served").mkdir()
     monkeypatch.setattr(tls, "SELFSIGNED_CERT", tmp_path / "tls" / "selfsigned.crt")
     monkeypatch.setattr(tls, "SELFSIGNED_KEY", tmp_path / "tls" / "selfsigned.key")
     monkeypatch.setattr(tls, "public_hosts", lambda: ["192.0.2.10"])
@@ -71,7 +74,6 @@ def test_manual_expired_certificate_is_refused(tmp_path):
 
 @pytest.mark.parametrize("cert, key, message", [
     (None, "/etc/k.pem", "needs https.manual.cert and https.manual.key"),
-    ("/home/t/c.pem", "/etc/k.pem", "under home/, which the proxy can't read"),
     ("/etc/nonexistent/c.pem", "/etc/nonexistent/k.pem", "/etc/nonexistent/c.pem does not exist"),
 ])
 def test_manual_paths_are_checked(cert, key, message):
@@ -92,11 +94,24 @@ def test_http_rules_route_acme_and_redirect():
     assert not paths.HTTP_RULES_FILE.exists()
 
 
-def test_tls_rules_name_the_files_and_require_tls12():
-    tls.write_tls_rules(tls.SELFSIGNED_CERT, tls.SELFSIGNED_KEY)
+def test_traefik_serves_copies_its_group_may_read_and_only_the_current_ones(tmp_path):
+    # traefik runs as its own user: it can't read root's 0600 key, so it gets a 0640
+    # copy (the directory's setgid gives it traefik's group).
+    first = make_cert(tmp_path, "a.example.edu")
+    tls.serve(*map(Path, first))
     text = paths.TLS_RULES_FILE.read_text()
-    assert f'certFile = "{tls.SELFSIGNED_CERT}"' in text
+    served = sorted(paths.SERVED_TLS_DIR.iterdir())
+    assert [p.suffix for p in served] == [".crt", ".key"]
+    assert f'certFile = "{served[0]}"' in text and f'keyFile = "{served[1]}"' in text
+    assert served[1].read_text() == Path(first[1]).read_text()
+    assert {stat.S_IMODE(p.stat().st_mode) for p in [*served, paths.TLS_RULES_FILE]} == {0o640}
     assert 'minVersion = "VersionTLS12"' in text
+    # A renewed certificate gets new names, so tls.toml changes and traefik loads it;
+    # the old copies are gone.
+    tls.serve(*map(Path, make_cert(tmp_path, "a.example.edu", days=90)))
+    assert paths.TLS_RULES_FILE.read_text() != text
+    assert not set(served) & set(paths.SERVED_TLS_DIR.iterdir())
+    assert len(list(paths.SERVED_TLS_DIR.iterdir())) == 2
 
 
 def test_letsencrypt_needs_email_and_domains():
