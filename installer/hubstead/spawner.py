@@ -108,8 +108,16 @@ class HubsteadSpawner(SystemdSpawner):
     @default("oauth_access_scopes")
     def _oauth_access_scopes_default(self):
         if self.user.name in self.sudoers:
-            return [f"{SYSADMIN_SERVER_SCOPE}!user={self.user.name}"]
+            return [self._sysadmin_scope()]
         return super()._default_access_scopes()
+
+    @default("oauth_client_allowed_scopes")
+    def _oauth_client_allowed_scopes_default(self):
+        # The server's login asks for it, so its owner's token carries it.
+        return [self._sysadmin_scope()] if self.user.name in self.sudoers else []
+
+    def _sysadmin_scope(self) -> str:
+        return f"{SYSADMIN_SERVER_SCOPE}!user={self.user.name}"
 
     @default("slice")
     def _slice_default(self):
