@@ -5,14 +5,17 @@ value}}`` out) so it can be tested table-style; ``apply`` is what the hub's
 ``jupyterhub_config.py`` calls at start, so a hub restart is all a reload needs.
 """
 
+import asyncio
 import json
+import os
 import sqlite3
 import sys
 
 import bcrypt
 import sqlalchemy
+from tornado.httpclient import AsyncHTTPClient
 
-from . import authenticator, config, converge, paths, schema, secrets, usernames
+from . import authenticator, config, converge, paths, schema, secrets, systemd, usernames
 from .spawner import SYSADMIN_SERVER_SCOPE
 
 CULLER_SERVICE = "idle-culler"
@@ -23,6 +26,7 @@ DEFAULT_URLS = {"lab": "/lab", "notebook": "/tree"}
 TRAEFIK_API_HASH_ROUNDS = 4  # bcrypt's minimum
 SQLITE_BUSY_MS = 5000
 TOKEN_MAX_SECONDS = 90 * 24 * 3600  # a term
+READINESS_POLL_SECONDS = 0.2
 TEACHER_ROLE = "teacher"
 # What a teacher (users.admin) may do in the hub: manage users, classes and servers, use
 # JupyterHub's admin page and the teacher's page, and help a student inside their server.
@@ -198,3 +202,23 @@ def apply(c, config_file=paths.CONFIG_FILE) -> None:
     for cls, traits in settings.items():
         for trait, value in traits.items():
             setattr(c[cls], trait, value)
+    if os.environ.get("NOTIFY_SOCKET"):  # Type=notify: systemd waits for the hub to answer
+        _background.add(asyncio.get_running_loop().create_task(
+            _notify_when_answering(f"http://127.0.0.1:{paths.HUB_PORT}{effective['base_url']}hub/health")))
+
+
+_background: set = set()  # keeps the readiness task referenced until it is done
+
+
+async def _notify_when_answering(url: str) -> None:
+    """READY=1 once the hub's own health endpoint answers, so `systemctl restart
+    jupyterhub` (a reload, an upgrade, the role's handler) returns when it is really up."""
+    client = AsyncHTTPClient()
+    while True:
+        try:
+            if (await client.fetch(url, raise_error=False, request_timeout=5)).code == 200:
+                break
+        except OSError:
+            pass
+        await asyncio.sleep(READINESS_POLL_SECONDS)
+    systemd.notify_ready()

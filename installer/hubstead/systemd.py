@@ -13,6 +13,11 @@ def booted() -> bool:
     return daemon.booted()
 
 
+def notify_ready() -> None:
+    """Tell systemd a Type=notify service is up: `systemctl start` returns now."""
+    daemon.notify("READY=1")
+
+
 def is_active(unit: str) -> bool:
     return subprocess.run(["systemctl", "is-active", "--quiet", unit]).returncode == 0
 

@@ -190,3 +190,40 @@ def test_hubstead_login_and_change_password_pages_are_registered():
     handlers = dict(HubsteadAuthenticator().get_handlers(None))
     assert handlers == {"/login": HubsteadLoginHandler, "/change-password": ChangePasswordHandler,
                         "/api/hubstead/users/([^/]+)/sessions": EndSessionsAPIHandler}
+
+
+def test_the_hub_tells_systemd_it_is_ready_once_it_answers(monkeypatch):
+    # Type=notify: `systemctl restart jupyterhub` must return when logins work again, not
+    # when the process has forked.
+    import asyncio
+
+    from tornado.httpserver import HTTPServer
+    from tornado.netutil import bind_sockets
+    from tornado.web import Application, RequestHandler
+
+    from hubstead import systemd
+
+    answering = []
+
+    class Health(RequestHandler):
+        def get(self):
+            self.set_status(200 if answering else 503)
+
+    notified = []
+    monkeypatch.setattr(systemd, "notify_ready", lambda: notified.append(len(answering)))
+    monkeypatch.setattr(hub_config, "READINESS_POLL_SECONDS", 0.01)
+
+    async def scenario():
+        server = HTTPServer(Application([("/hub/health", Health)]))
+        (sock,) = bind_sockets(0, "127.0.0.1")
+        server.add_sockets([sock])
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/hub/health"
+        waiting = asyncio.create_task(hub_config._notify_when_answering(url))
+        await asyncio.sleep(0.1)
+        assert not notified  # not while the hub answers 503
+        answering.append(True)
+        await asyncio.wait_for(waiting, 5)
+        server.stop()
+
+    asyncio.run(scenario())
+    assert notified == [1]
