@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, config, paths
+from .errors import HubsteadError
 from .files import write_atomic
 from .schema import ROLES
 
 KEEP_RUNS = 5
 
 
-class ConvergeError(RuntimeError):
+class ConvergeError(HubsteadError, RuntimeError):
     """A role failed; the message names the task and what it said."""
 
 

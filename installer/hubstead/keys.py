@@ -6,6 +6,8 @@ import re
 
 import yaml
 
+from .errors import HubsteadError
+
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
 # Key names that hold secrets: redacted by `config show`.
@@ -13,8 +15,12 @@ _SECRET = re.compile(r"(secret|password|passwd|token|private_key|api_key)", re.I
 REDACTED = "<redacted>"
 
 
-class MissingKey(LookupError):
+class MissingKey(HubsteadError, LookupError):
     """A key (or list item) that is not there, for get / unset / remove-item."""
+
+
+class NotAList(HubsteadError, ValueError):
+    """add-item / remove-item on a key whose value is not a list."""
 
 
 def parse_value(text: str):
@@ -79,7 +85,7 @@ def add_item(tree: dict, key: str, value) -> dict:
     except MissingKey:
         current = []
     if not isinstance(current, list):
-        raise ValueError(f"{key}: holds {current!r}, not a list; use `set` instead")
+        raise NotAList(f"{key}: holds {current!r}, not a list; use `set` instead")
     if value in current:
         return copy.deepcopy(tree)
     return set_(tree, key, [*current, value])
@@ -88,7 +94,7 @@ def add_item(tree: dict, key: str, value) -> dict:
 def remove_item(tree: dict, key: str, value) -> dict:
     current = get(tree, key)
     if not isinstance(current, list):
-        raise ValueError(f"{key}: holds {current!r}, not a list")
+        raise NotAList(f"{key}: holds {current!r}, not a list")
     if value not in current:
         raise MissingKey(f"{key}: {value!r} is not in the list {current!r}")
     return set_(tree, key, [v for v in current if v != value])

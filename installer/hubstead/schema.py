@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from packaging.requirements import InvalidRequirement, Requirement
 
 from . import usernames
+from .errors import HubsteadError
 
 # The roles, in the order they run; a setting names those that must re-run when it changes.
 ROLES = ("base", "user_env", "proxy", "hub")
@@ -56,7 +57,7 @@ PLACEHOLDERS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(HubsteadError, ValueError):
     """The config (or a value for it) is not acceptable; the message says why."""
 
 
@@ -235,8 +236,6 @@ def _check_auth_type(key, value):
 
         try:
             for_type(value)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"{key}: {value!r} cannot be loaded ({e})") from None
 
@@ -245,10 +244,7 @@ def _check_auth_trait(key, value, effective):
     # Imports JupyterHub: only when such keys exist.
     from .authenticator import check_trait
 
-    try:
-        check_trait(key, value, effective["auth"]["type"])
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    check_trait(key, value, effective["auth"]["type"])
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from . import paths
+from .errors import HubsteadError
 from .files import write_atomic
 from .health import public_hosts
 from .render import render
@@ -44,7 +45,7 @@ CERT_NAME = "hubstead"  # certbot's lineage name
 UNREADABLE_FOR_PROXY = ("/home/", "/root/", "/run/user/")
 
 
-class TLSError(RuntimeError):
+class TLSError(HubsteadError, RuntimeError):
     """HTTPS can't be set up as configured; the message says what to fix."""
 
 

@@ -9,6 +9,8 @@ name, which keeps the mapping stable and collision-resistant.
 import hashlib
 import re
 
+from .errors import HubsteadError
+
 UNIX_PREFIX = "jupyter-"
 UNIX_NAME_MAX = 32
 HUB_NAME_MAX = 64
@@ -30,11 +32,11 @@ GROUP_MAX = 64
 GROUP_ALLOWED = f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {GROUP_MAX} characters"
 
 
-class InvalidUsername(ValueError):
+class InvalidUsername(HubsteadError, ValueError):
     """A name that cannot be a hub user (and so cannot get a Unix account)."""
 
 
-class InvalidGroupName(ValueError):
+class InvalidGroupName(HubsteadError, ValueError):
     """A name that cannot be a group."""
 
 
