@@ -61,7 +61,8 @@ class UnixAccountsMixin(LoggingConfigurable):
             await result
         archive = await asyncio.to_thread(unixusers.remove, user.name, self.removal_home, self.removal_account)
         self.log.info("Removed user %s: home %s%s, account %s", user.name, self.removal_home,
-                      f" to {archive}" if archive else "", {"lock": "locked", "delete": "deleted"}[self.removal_account])
+                      f" to {archive}" if archive else "",
+                      {"lock": "locked", "delete": "deleted"}[self.removal_account])
 
 
 class HubsteadLoginHandler(LoginHandler):

@@ -36,7 +36,8 @@ config_main = config_group
 @root_only
 def install(admin_specs, user_env):
     """Install or upgrade Hubstead on this machine (safe to re-run)."""
-    from .install import install as run_install, parse_admin
+    from .install import install as run_install
+    from .install import parse_admin
 
     handed_over = json.loads(os.environ.pop(ADMIN_PASSWORDS_ENV, "{}"))
     try:
@@ -199,7 +200,7 @@ def users_list():
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @main.group()

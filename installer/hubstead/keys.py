@@ -73,7 +73,7 @@ def unset(tree: dict, key: str) -> dict:
     for part in parts[:-1]:
         chain.append(chain[-1][part])
     del chain[-1][parts[-1]]
-    for node, part in zip(reversed(chain[:-1]), reversed(parts[:-1])):
+    for node, part in zip(reversed(chain[:-1]), reversed(parts[:-1]), strict=True):
         if node[part] == {}:
             del node[part]
     return tree

@@ -42,7 +42,8 @@ MINIFORGE_URL = (
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 # A name the machine answers to: one or more DNS labels (an intranet name has one).
-HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOSTNAME_PATTERN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 # A URL prefix: path segments of URL-safe characters only (it goes into routes and URLs).
 BASE_URL_PATTERN = re.compile(r"^/((?!\.\.?/)[A-Za-z0-9._~-]+/)*$")
 # A conda package, optionally with a version constraint: nothing an option or a shell could take.
@@ -332,7 +333,8 @@ SCHEMA = (
     Setting("user_environment.default_app", "lab", _check_choice("lab", "notebook"),
             "`lab` (JupyterLab) or `notebook`"),
     Setting("user_environment.pip_packages", [],
-            _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)"), "extra pip packages in the user environment",
+            _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)"),
+            "extra pip packages in the user environment",
             **USER_ENV),
     Setting("user_environment.conda_packages", [],
             _check_each(CONDA_SPEC_PATTERN.match, "conda packages like scipy or numpy>=2"),

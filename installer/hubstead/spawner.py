@@ -279,7 +279,8 @@ class HubsteadSpawner(SystemdSpawner):
         self.unit_extra_properties = properties
         started = await super().start()
         if started is None:
-            raise RuntimeError(f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
+            raise RuntimeError(
+                f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
         return started
 
 

@@ -200,7 +200,8 @@ def preflight(domains: list[str], http_port: int) -> None:
     try:
         server = http.server.HTTPServer(("127.0.0.1", paths.ACME_CHALLENGE_PORT), handler)
     except OSError as e:
-        raise TLSError(f"port {paths.ACME_CHALLENGE_PORT} on 127.0.0.1 is busy ({e}); is certbot already running?")
+        raise TLSError(
+            f"port {paths.ACME_CHALLENGE_PORT} on 127.0.0.1 is busy ({e}); is certbot already running?") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight, as the ACME server comes
     problems, here = [], ", ".join(public_hosts())
