@@ -71,7 +71,8 @@ def write_hub_digest(effective: dict) -> None:
 
 def hub_requirement(name: str) -> str:
     """Hubstead's own requirement on ``name``, name and version range as installed."""
-    [spec] = [r for r in importlib.metadata.requires("hubstead") if re.split(r"[<>=!~;\s]", r, maxsplit=1)[0] == name]
+    [spec] = [r for r in importlib.metadata.requires("hubstead") or ()
+              if re.split(r"[<>=!~;\s]", r, maxsplit=1)[0] == name]
     return spec
 
 

@@ -73,10 +73,11 @@ def add(api: HubAPI, store: PasswordStore, name: str, password: str | None, *, f
     added = api.add_user(name)
     if added:
         audit.record("user-added", name, actor)
-    password_set = password is not None and (added or not store.has(name))
-    if password_set:
+    password_set = False
+    if password is not None and (added or not store.has(name)):
         store.set(name, password, must_change=not final)
         audit.record("password-set", name, actor, must_change=str(not final).lower())
+        password_set = True
     if group:
         join_group(api, name, group)
         audit.record("group-joined", name, actor, group=group)

@@ -119,7 +119,7 @@ def is_secret(key: str) -> bool:
 
 def redact(tree: dict) -> dict:
     """A copy with the values of secret-looking keys replaced."""
-    out = {}
+    out: dict = {}
     for name, value in tree.items():
         if isinstance(value, dict):
             out[name] = redact(value)

@@ -18,6 +18,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
@@ -278,9 +279,9 @@ class Setting:
             self.check(key, value)
 
 
-AT_SPAWN = {"at_spawn": True}
-PROXY = {"roles": ("proxy",)}
-USER_ENV = {"roles": ("user_env",)}
+AT_SPAWN: dict[str, Any] = {"at_spawn": True}
+PROXY: dict[str, Any] = {"roles": ("proxy",)}
+USER_ENV: dict[str, Any] = {"roles": ("user_env",)}
 
 # Typed on the command line by the trait's own type (hubstead.authenticator).
 AUTH_TRAIT = Setting("auth.<Class>.<setting>", None, _check_auth_trait,

@@ -35,13 +35,14 @@ HOME_FATE = {"archive": "archived to /var/lib/hubstead/archive", "delete": "dele
 ACCOUNT_FATE = {"lock": "locked", "delete": "deleted"}
 
 
-def _size(value: int | None) -> str:
+def _size(value: float | None) -> str:
     if value is None:
         return "–"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def account_state(hub_name: str, locked: set[str] | None = None) -> str:

@@ -143,13 +143,13 @@ def check_manual(cert_path: str | None, key_path: str | None) -> None:
     except ValueError as e:
         raise TLSError(f"https.manual.cert: {cert_path} is not a PEM certificate ({e})") from None
     try:
-        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+        private_key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
     except (ValueError, TypeError) as e:
         raise TLSError(f"https.manual.key: {key_path} is not an unencrypted PEM private key ({e})") from None
     leaf = chain[0]
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     if leaf.public_key().public_bytes(serialization.Encoding.PEM, spki) != \
-            key.public_key().public_bytes(serialization.Encoding.PEM, spki):
+            private_key.public_key().public_bytes(serialization.Encoding.PEM, spki):
         raise TLSError(f"https.manual.key: {key_path} does not belong to the certificate in {cert_path} "
                        f"({leaf.subject.rfc4514_string()}); use the key the certificate was issued for")
     if _days_left(leaf) <= 0:
@@ -208,7 +208,8 @@ def preflight(domains: list[str], http_port: int) -> None:
     try:
         for domain in domains:
             try:
-                addresses = sorted({a[4][0] for a in socket.getaddrinfo(domain, http_port, type=socket.SOCK_STREAM)})
+                addresses = sorted({str(a[4][0])
+                                    for a in socket.getaddrinfo(domain, http_port, type=socket.SOCK_STREAM)})
             except socket.gaierror as e:
                 problems.append(f"{domain} does not resolve ({e.strerror}): add a DNS A record for it "
                                 f"pointing to this machine's public address ({here}), wait for it to "
@@ -353,7 +354,10 @@ def served_certificate(host: str, port: int, server_name: str | None) -> x509.Ce
     context.verify_mode = ssl.CERT_NONE  # we report on the certificate, whoever signed it
     with socket.create_connection((host, port), timeout=10) as sock, \
             context.wrap_socket(sock, server_hostname=server_name) as tls_sock:
-        return x509.load_der_x509_certificate(tls_sock.getpeercert(binary_form=True))
+        der = tls_sock.getpeercert(binary_form=True)
+    if der is None:
+        raise TLSError(f"{host}:{port} served no certificate")
+    return x509.load_der_x509_certificate(der)
 
 
 def _timer_next(unit: str) -> str:
