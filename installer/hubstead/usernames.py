@@ -14,9 +14,9 @@ from .errors import HubsteadError
 UNIX_PREFIX = "jupyter-"
 UNIX_NAME_MAX = 32
 HUB_NAME_MAX = 64
-# What a hub name may look like; also the JupyterHub username_pattern, so the hub
-# refuses the same names the CLI does.
-HUB_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# What a hub name may look like, its length included; also the JupyterHub
+# username_pattern, so the hub refuses the same names the CLI does.
+HUB_NAME_PATTERN = rf"^[a-z0-9][a-z0-9._-]{{0,{HUB_NAME_MAX - 1}}}$"
 _HUB_NAME_RE = re.compile(HUB_NAME_PATTERN)
 ALLOWED_DESCRIPTION = (
     "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, "
@@ -56,7 +56,7 @@ def normalize(name: str) -> str:
 def validate(name: str) -> str:
     """Return the normalized hub name, or raise InvalidUsername saying what is allowed."""
     normalized = normalize(name)
-    if not normalized or len(normalized) > HUB_NAME_MAX or not _HUB_NAME_RE.match(normalized):
+    if not _HUB_NAME_RE.match(normalized):
         raise InvalidUsername(f"invalid user name {name!r}: use {ALLOWED_DESCRIPTION}")
     return normalized
 

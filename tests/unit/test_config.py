@@ -7,11 +7,10 @@ from hubstead import config, keys, schema
 from hubstead.config import ConfigError
 
 
-def test_empty_config_gives_the_defaults():
-    effective = config.validate({})
-    assert effective["http"]["port"] == 80
-    assert effective["user_environment"]["manager"] == "conda"
-    assert effective["services"]["cull"]["enabled"] is True
+def test_an_empty_config_gives_each_settings_default():
+    effective = config.flat(config.validate({}))
+    fixed = [s for s in schema.SCHEMA if s.container is None]
+    assert {s.key: effective[s.key] for s in fixed} == {s.key: s.default for s in fixed}
 
 
 @pytest.mark.parametrize("user_config, message", [
