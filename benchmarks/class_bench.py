@@ -31,9 +31,10 @@ import aiohttp
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(CHECKOUT / "tests"), str(CHECKOUT / "installer")]
-from hubstead import paths  # noqa: E402 (the checkout's, not an installed copy)
 from testbed import Testbed  # noqa: E402 (tests/ is not a package)
 from unit_usage import unit_usage  # noqa: E402 (beside this script)
+
+from hubstead import paths  # noqa: E402 (the checkout's, not an installed copy)
 
 BASE = "http://127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "teacher", "bench-pass-1"
@@ -170,7 +171,7 @@ async def run_class(students: list[Student], spread: float) -> float:
     delays = sorted(rng.uniform(0, spread) for _ in students) if spread else [0] * len(students)
     delays[0] = 0.0
     t0 = time.monotonic()
-    await asyncio.gather(*(arrive(s, d) for s, d in zip(students, delays)))
+    await asyncio.gather(*(arrive(s, d) for s, d in zip(students, delays, strict=True)))
     await connector.close()
     return t0
 
@@ -224,7 +225,8 @@ def main() -> int:
         for solo in solos:
             before = cpu_and_memory(tb, HUB_UNITS)
             start_cpu = {}
-            alone = Student(solo, after_spawn=lambda s=solo: start_cpu.update(cpu_and_memory(tb, [student_unit(s)])))
+            alone = Student(solo, after_spawn=lambda s=solo, cpu=start_cpu:
+                            cpu.update(cpu_and_memory(tb, [student_unit(s)])))
             asyncio.run(run_class([alone], 0))
             if alone.error:
                 print(f"a student alone failed: {alone.error}")
@@ -273,7 +275,8 @@ def main() -> int:
         print(f"CPU during the class: hub {hub_class_cpu:.1f} s, proxy {proxy_class_cpu:.1f} s, servers+kernels "
               f"{sum(c for c, _ in servers):.1f} s ({statistics.mean(c for c, _ in servers):.2f} s each), "
               f"load clients {client_cpu:.1f} s")
-        print(f"memory (PSS): hub {class_usage[HUB_UNITS[0]][1]:.0f} MiB, proxy {class_usage[HUB_UNITS[1]][1]:.0f} MiB, "
+        print(f"memory (PSS): hub {class_usage[HUB_UNITS[0]][1]:.0f} MiB, "
+              f"proxy {class_usage[HUB_UNITS[1]][1]:.0f} MiB, "
               f"per student (server + one kernel) median {statistics.median(m for _, m in servers):.0f} MiB, "
               f"total {sum(m for _, m in servers) / 1024:.1f} GiB")
         if args.target:  # leave a kept target as idle as it was, for the next run

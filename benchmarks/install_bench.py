@@ -20,11 +20,12 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+
+import tomllib
 
 CHECKOUT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(CHECKOUT / "tests"))
@@ -145,7 +146,7 @@ def timed_phases(tb, first_phase, *cmd):
                     seen.add(label)
                     starts.append((label, float(stamp)))
                 break
-    phases = [(label, end - start) for (label, start), (_, end) in zip(starts, starts[1:])]
+    phases = [(label, end - start) for (label, start), (_, end) in zip(starts, starts[1:], strict=False)]
     changes = re.search(r"is running \((\d+ changes?)", output)
     return wall, phases, changes[1] if changes else "changes not reported"
 

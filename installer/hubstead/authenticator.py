@@ -21,8 +21,9 @@ from tornado import web
 from traitlets import Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import hubapi, passwords, paths, unixusers
+from . import audit, hubapi, passwords, paths, unixusers
 from .passwords import Lockout, PasswordStore, WeakPassword
+from .schema import ConfigError
 
 # A browser that logged in before, and as whom (see HubsteadAuthenticator.authenticate).
 DEVICE_COOKIE = "hubstead-device"
@@ -60,7 +61,8 @@ class UnixAccountsMixin(LoggingConfigurable):
             await result
         archive = await asyncio.to_thread(unixusers.remove, user.name, self.removal_home, self.removal_account)
         self.log.info("Removed user %s: home %s%s, account %s", user.name, self.removal_home,
-                      f" to {archive}" if archive else "", {"lock": "locked", "delete": "deleted"}[self.removal_account])
+                      f" to {archive}" if archive else "",
+                      {"lock": "locked", "delete": "deleted"}[self.removal_account])
 
 
 class HubsteadLoginHandler(LoginHandler):
@@ -137,6 +139,7 @@ class EndSessionsAPIHandler(APIHandler):
                 self.db.delete(token)
         self.db.commit()
         self.log.info("Ended the sessions and tokens of %s", user_name)
+        audit.record("sessions-ended", user_name, self.current_user.name)
         self.set_status(204)
 
 
@@ -208,23 +211,23 @@ def for_type(auth_type: str) -> type:
         base = getattr(__import__(module, fromlist=[name]), name)
     else:
         known = sorted({"hubstead", *(ep.name for ep in entry_points(group="jupyterhub.authenticators"))})
-        raise ValueError(f"auth.type: unknown authenticator {auth_type!r}; use one of {', '.join(known)}")
+        raise ConfigError(f"auth.type: unknown authenticator {auth_type!r}; use one of {', '.join(known)}")
     return type(base.__name__, (UnixAccountsMixin, base), {"__module__": __name__})
 
 
 def _trait_for(key: str, auth_type: str):
-    """The traitlets trait behind ``auth.<Class>.<trait>``; ValueError naming what exists."""
+    """The traitlets trait behind ``auth.<Class>.<trait>``; ConfigError naming what exists."""
     _, class_name, trait_name = key.split(".")
     cls = for_type(auth_type)
     classes = {c.__name__: c for c in cls.__mro__ if hasattr(c, "class_traits")}
     if class_name not in classes:
-        raise ValueError(
+        raise ConfigError(
             f"{key}: {class_name} is not the authenticator in use ({auth_type} → {cls.__name__}) "
             f"nor one of its bases; use one of {', '.join(sorted(classes))}"
         )
     traits = classes[class_name].class_traits(config=True)
     if trait_name not in traits:
-        raise ValueError(f"{key}: {class_name} has no setting {trait_name!r}")
+        raise ConfigError(f"{key}: {class_name} has no setting {trait_name!r}")
     return traits[trait_name]
 
 
@@ -236,9 +239,15 @@ def check_trait(key: str, value, auth_type: str) -> None:
     try:
         trait.validate(None, value)
     except TraitError as e:
-        raise ValueError(f"{key}: {value!r} is not allowed: {str(e).splitlines()[0]}") from None
+        raise ConfigError(f"{key}: {value!r} is not allowed: {str(e).splitlines()[0]}") from None
 
 
 def parse_trait_value(key: str, text: str, auth_type: str):
     """A command-line string for ``auth.<Class>.<trait>``, typed by the trait itself."""
-    return _trait_for(key, auth_type).from_string(text)
+    from traitlets import TraitError
+
+    trait = _trait_for(key, auth_type)
+    try:
+        return trait.from_string(text)
+    except (TraitError, ValueError) as e:  # traitlets' own words for a string it can't type
+        raise ConfigError(str(e)) from None

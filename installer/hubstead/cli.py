@@ -6,11 +6,9 @@ import sys
 
 import click
 
-from . import __version__, config, enrol, unixusers, usernames
+from . import __version__, audit, config, enrol, unixusers, usernames
 from .cli_config import config_group
-from .cliutil import Progress, fail, root_only
-from .config import ConfigError
-from .converge import ConvergeError
+from .cliutil import Group, Progress, fail, root_only
 from .hubapi import HubAPI, HubAPIError
 from .passwords import PasswordStore, WeakPassword, check_strength, generate
 
@@ -19,7 +17,7 @@ from .passwords import PasswordStore, WeakPassword, check_strength, generate
 ADMIN_PASSWORDS_ENV = "HUBSTEAD_ADMIN_PASSWORDS"
 
 
-@click.group()
+@click.group(cls=Group)
 @click.version_option(__version__, prog_name="hubstead")
 def main():
     """Run JupyterHub for a class or a lab on this machine."""
@@ -38,7 +36,8 @@ config_main = config_group
 @root_only
 def install(admin_specs, user_env):
     """Install or upgrade Hubstead on this machine (safe to re-run)."""
-    from .install import install as run_install, parse_admin
+    from .install import install as run_install
+    from .install import parse_admin
 
     handed_over = json.loads(os.environ.pop(ADMIN_PASSWORDS_ENV, "{}"))
     try:
@@ -52,10 +51,8 @@ def install(admin_specs, user_env):
     progress = Progress()
     try:
         summary = run_install(admins, user_env, on_task=progress)
-    except (ConfigError, ConvergeError, RuntimeError) as e:
+    finally:
         progress.finish()
-        fail(str(e))
-    progress.finish()
     click.echo(f"Hubstead {__version__} is running ({summary['changed']} changes, "
                f"{summary['seconds']:.0f} s).")
     for url in summary["urls"]:
@@ -79,33 +76,26 @@ def users():
               help="Make the user a teacher (users.admin; not root): restarts the hub, servers keep running.")
 @root_only
 def users_add(name, password_stdin, generate_password, admin):
-    """Add a hub user with a password; the Unix account is created at once."""
+    """Add a hub user with a password; the Unix account is created at once. A generated
+    password must be changed at the first login; one from standard input is kept."""
     if password_stdin and generate_password:
         fail("use --password-stdin or --generate, not both")
-    try:
-        name = usernames.validate(name)
-    except usernames.InvalidUsername as e:
-        fail(str(e))
+    name = usernames.validate(name)  # before reading a password for it
     password = None
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     elif generate_password:
         password = generate()
-    try:
-        if password is not None:
-            check_strength(password)
-        added = HubAPI().add_user(name)  # the hub creates the Unix account
-        if password is not None:
-            PasswordStore().set(name, password)
-        unix_name = unixusers.ensure(name)
-        if admin:
-            _make_teacher(name)
-    except (WeakPassword, HubAPIError, unixusers.AccountError, ConfigError, RuntimeError) as e:
-        fail(str(e))
-    click.echo(f"{'added' if added else 'already there'}: {name} (Unix account {unix_name})"
-               + ("; a teacher" if admin else ""))
-    if generate_password:
+    added, password_set = enrol.add(HubAPI(), PasswordStore(), name, password, final=password_stdin)
+    if admin:
+        _make_teacher(name)
+    click.echo(f"{'added' if added else 'already there'}: {name} (Unix account {usernames.unix_name(name)})"
+               + ("; a teacher" if admin else "")
+               + ("; password unchanged (see hubstead users reset-password)"
+                  if password is not None and not password_set else ""))
+    if generate_password and password_set:
         click.echo(f"password: {password}")
+        click.echo(f"{name} chooses a new one at the first login", err=True)
 
 
 def _make_teacher(name: str) -> None:
@@ -117,6 +107,7 @@ def _make_teacher(name: str) -> None:
         if name in listed:
             return
         listed.append(name)
+    audit.record("config-changed", "users.admin")
     reload.hub(config.load())
 
 
@@ -129,21 +120,11 @@ def users_import(csv_file, group):
     passwords once, as CSV on standard output; the report goes to standard error."""
     from . import roster
 
-    try:
-        outcomes, issued = enrol.enrol(HubAPI(), PasswordStore(), roster.parse(csv_file.read()), group)
-    except HubAPIError as e:
-        fail(str(e))
+    outcomes, issued = enrol.enrol(HubAPI(), PasswordStore(), roster.parse(csv_file.read()), group)
     for o in outcomes:
         click.echo(f"line {o.line}: {o.name}: {o.result}: {o.detail}", err=True)
     if issued:
         click.echo(roster.passwords_csv(issued), nl=False)
-
-
-def _hub_users(api: HubAPI) -> list[dict]:
-    try:
-        return api.users()
-    except HubAPIError as e:
-        fail(str(e))
 
 
 @users.command("reset-password")
@@ -153,15 +134,12 @@ def _hub_users(api: HubAPI) -> list[dict]:
 @root_only
 def users_reset_password(name, password_stdin, keep):
     """Give NAME a new password (generated and printed once, unless --password-stdin)."""
-    try:
-        name = usernames.validate(name)
-        api = HubAPI()
-        if name not in {u["name"] for u in _hub_users(api)}:
-            fail(f"no hub user {name!r}")
-        password = sys.stdin.readline().rstrip("\n") if password_stdin else generate()
-        enrol.reset_password(api, PasswordStore(), name, password, must_change=not keep)
-    except (usernames.InvalidUsername, WeakPassword, HubAPIError) as e:
-        fail(str(e))
+    name = usernames.validate(name)
+    api = HubAPI()
+    if name not in {u["name"] for u in api.users()}:
+        fail(f"no hub user {name!r}")
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else generate()
+    enrol.reset_password(api, PasswordStore(), name, password, must_change=not keep)
     if not password_stdin:
         click.echo(f"password: {password}")
     click.echo(f"{name} {'keeps it' if keep else 'chooses a new one at the next login'}", err=True)
@@ -172,7 +150,7 @@ def users_reset_password(name, password_stdin, keep):
 @root_only
 def users_unlock(name):
     """Let NAME log in again after too many wrong passwords."""
-    if not PasswordStore().unlock(usernames.normalize(name)):
+    if not enrol.unlock(PasswordStore(), usernames.normalize(name)):
         fail(f"{name!r} has no Hubstead password")
     click.echo(f"unlocked: {name}")
 
@@ -182,13 +160,13 @@ def users_unlock(name):
 @root_only
 def users_remove(name):
     """Remove NAME from the hub: the server stops and users.removal is applied."""
+    name = usernames.validate(name)
     try:
-        name = usernames.validate(name)
-        HubAPI().request("DELETE", f"/users/{name}", None, 120)
-    except usernames.InvalidUsername as e:
-        fail(str(e))
+        enrol.remove(HubAPI(), name)
     except HubAPIError as e:
-        fail(f"no hub user {name!r}" if e.status == 404 else str(e))
+        if e.status != 404:
+            raise
+        fail(f"no hub user {name!r}")
     click.echo(f"removed: {name} (Unix account {usernames.unix_name(name)}: "
                f"{'locked' if unixusers.exists(usernames.unix_name(name)) else 'deleted'})")
 
@@ -205,7 +183,7 @@ def _server_state(server: dict | None) -> str:
 @root_only
 def users_list():
     """Show hub users, their Unix accounts and servers."""
-    hub_users = _hub_users(HubAPI())
+    hub_users = HubAPI().users()
     with_password = set(PasswordStore().names())
     users_config = config.load()["users"]
     rows = [("NAME", "ROLE", "UNIX ACCOUNT", "PASSWORD", "SERVER")]
@@ -222,7 +200,7 @@ def users_list():
         ))
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
 
 
 @main.group()
@@ -236,10 +214,7 @@ def cert_status():
     """The mode, the served certificate (subject, issuer, names, expiry) and its renewal."""
     from . import config, tls
 
-    try:
-        info = tls.status(config.load())
-    except ConfigError as e:
-        fail(str(e))
+    info = tls.status(config.load())
     for key, value in info.items():
         click.echo(f"{key + ':':10} {value}")
 
@@ -251,10 +226,7 @@ def cert_renew(force):
     """Renew the Let's Encrypt certificate (the timer does this on its own)."""
     from . import tls
 
-    try:
-        click.echo(tls.renew(force=force).strip() or "renewal done")
-    except tls.TLSError as e:
-        fail(str(e))
+    click.echo(tls.renew(force=force).strip() or "renewal done")
 
 
 @cert.command("deploy", hidden=True)

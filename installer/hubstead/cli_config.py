@@ -9,9 +9,8 @@ import sys
 import click
 import yaml
 
-from . import config, converge, keys, machine, reload, schema
-from .cliutil import Progress, fail, root_only
-from .config import ConfigError
+from . import audit, config, converge, keys, machine, reload, schema
+from .cliutil import Group, Progress, fail, root_only
 from .converge import ConvergeError
 
 
@@ -26,11 +25,7 @@ def _parse(key: str, text: str, user_config: dict):
     if schema.lookup(key) is schema.AUTH_TRAIT:
         from .authenticator import parse_trait_value
 
-        auth_type = config.merge(config.DEFAULTS, user_config)["auth"]["type"]
-        try:
-            return parse_trait_value(key, text, auth_type)
-        except ValueError as e:
-            fail(str(e))
+        return parse_trait_value(key, text, config.merge(config.DEFAULTS, user_config)["auth"]["type"])
     return keys.parse_value(text)
 
 
@@ -52,19 +47,16 @@ def _value(tree: dict, key: str):
 
 def _change(operation, dry_run: bool):
     """Apply ``operation(user_config) -> new user_config``; validated, locked, atomic."""
-    try:
-        if dry_run:
-            user_config = config.load_user_config()
-            before, after = config.merge(config.DEFAULTS, user_config), config.validate(operation(user_config))
-        else:
-            with config.edit() as user_config:
-                before = config.merge(config.DEFAULTS, user_config)
-                updated = operation(user_config)
-                after = config.validate(updated)
-                user_config.clear()
-                user_config.update(updated)
-    except (ConfigError, keys.MissingKey, ValueError) as e:
-        fail(str(e))
+    if dry_run:
+        user_config = config.load_user_config()
+        before, after = config.merge(config.DEFAULTS, user_config), config.validate(operation(user_config))
+    else:
+        with config.edit() as user_config:
+            before = config.merge(config.DEFAULTS, user_config)
+            updated = operation(user_config)
+            after = config.validate(updated)
+            user_config.clear()
+            user_config.update(updated)
     changed = converge.changed_keys(before, after)
     if dry_run:
         click.echo("dry run: nothing was written")
@@ -76,6 +68,8 @@ def _change(operation, dry_run: bool):
     if dry_run:
         _show_machine_changes(after, changed)
     else:
+        # Key names only: a secret's value never reaches the journal.
+        audit.record("config-changed", ", ".join(changed))
         click.echo(_next_step(changed))
 
 
@@ -94,7 +88,7 @@ def _show_machine_changes(after: dict, changed: list[str]) -> None:
     click.echo("then the hub would restart (running user servers keep running)")
 
 
-@click.group("config")
+@click.group("config", cls=Group)
 def config_group():
     """Show and change Hubstead's settings (/etc/hubstead/config.yaml)."""
 
@@ -105,11 +99,7 @@ def config_group():
 @root_only
 def show(key, only_changed):
     """The effective settings (defaults merged; secrets redacted)."""
-    try:
-        user_config = config.load_user_config()
-        effective = config.validate(user_config)
-    except ConfigError as e:
-        fail(str(e))
+    effective = config.validate(config.load_user_config())
     if only_changed:
         defaults = config.flat(config.DEFAULTS)
         tree = {}
@@ -123,10 +113,7 @@ def show(key, only_changed):
         try:
             tree = keys.get(tree, key)
         except keys.MissingKey:
-            try:
-                schema.setting(key)
-            except ConfigError as e:
-                fail(str(e))
+            schema.setting(key)  # ConfigError for an unknown key; a known one is just not set
             tree = None
     click.echo(_dump(tree) if tree != {} else "{}")
 
@@ -189,14 +176,11 @@ def remove_item(key, value, dry_run):
 @root_only
 def reload_(what):
     """Restart the hub and/or the proxy with the current settings (user servers keep running)."""
-    try:
-        effective = config.load()
-        if what in ("proxy", "all"):
-            click.echo(f"proxy reloaded in {reload.proxy(effective):.1f} s (routes kept)")
-        if what in ("hub", "all"):
-            click.echo(f"hub reloaded in {reload.hub(effective):.1f} s (user servers kept running)")
-    except (ConfigError, ConvergeError, reload.PendingApply, RuntimeError) as e:
-        fail(str(e))
+    effective = config.load()
+    if what in ("proxy", "all"):
+        click.echo(f"proxy reloaded in {reload.proxy(effective):.1f} s (routes kept)")
+    if what in ("hub", "all"):
+        click.echo(f"hub reloaded in {reload.hub(effective):.1f} s (user servers kept running)")
 
 
 @config_group.command("apply")
@@ -204,17 +188,14 @@ def reload_(what):
 @root_only
 def apply(all_roles):
     """Change the machine to match the settings (ports, user environment, TLS)."""
+    effective = config.load()
+    applied = converge.load_applied()
+    roles = list(schema.ROLES) if all_roles or applied is None else \
+        schema.roles_for(converge.changed_keys(applied, effective))
+    progress = Progress(roles)
     try:
-        effective = config.load()
-        applied = converge.load_applied()
-        roles = list(schema.ROLES) if all_roles or applied is None else \
-            schema.roles_for(converge.changed_keys(applied, effective))
-        progress = Progress(roles)
-        try:
-            result, waited = machine.apply(effective, roles, on_task=progress)
-        finally:
-            progress.finish()
-    except (ConfigError, ConvergeError, RuntimeError) as e:
-        fail(str(e))
+        result, waited = machine.apply(effective, roles, on_task=progress)
+    finally:
+        progress.finish()
     click.echo(f"applied: {result.changed} change(s) by roles {', '.join(roles)}; "
                f"the hub answered {waited:.1f} s later")

@@ -6,12 +6,24 @@ import sys
 
 import click
 
+from .errors import HubsteadError
 from .schema import ROLES
 
 
 def fail(message: str):
     click.echo(f"hubstead: error: {message}", err=True)
     sys.exit(1)
+
+
+class Group(click.Group):
+    """A command group that prints an expected error (HubsteadError) as one line and
+    exits 1; any other exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except HubsteadError as e:
+            fail(str(e))
 
 
 def root_only(command):

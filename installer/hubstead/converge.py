@@ -19,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import __version__, config, paths
+from .errors import HubsteadError
 from .files import write_atomic
 from .schema import ROLES
 
 KEEP_RUNS = 5
 
 
-class ConvergeError(RuntimeError):
+class ConvergeError(HubsteadError, RuntimeError):
     """A role failed; the message names the task and what it said."""
 
 
@@ -70,7 +71,8 @@ def write_hub_digest(effective: dict) -> None:
 
 def hub_requirement(name: str) -> str:
     """Hubstead's own requirement on ``name``, name and version range as installed."""
-    [spec] = [r for r in importlib.metadata.requires("hubstead") if re.split(r"[<>=!~;\s]", r, 1)[0] == name]
+    [spec] = [r for r in importlib.metadata.requires("hubstead") or ()
+              if re.split(r"[<>=!~;\s]", r, maxsplit=1)[0] == name]
     return spec
 
 

@@ -7,6 +7,11 @@ import urllib.error
 import urllib.request
 
 from . import paths
+from .errors import HubsteadError
+
+
+class HubDown(HubsteadError, RuntimeError):
+    """The hub did not answer in time; the message says where to look."""
 
 
 def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
@@ -41,7 +46,7 @@ def wait_for_hub(effective: dict, timeout: float = 120) -> float:
         except (urllib.error.URLError, OSError):
             pass
         if time.monotonic() - start > timeout:
-            raise RuntimeError(
+            raise HubDown(
                 f"the hub did not answer at {url} within {timeout:.0f} s; "
                 "see `journalctl -u jupyterhub -u traefik`"
             )

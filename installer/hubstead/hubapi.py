@@ -9,13 +9,14 @@ import urllib.error
 import urllib.request
 
 from . import paths, secrets
+from .errors import HubsteadError
 
 API_URL = f"http://127.0.0.1:{paths.HUB_PORT}/hub/api"
 # Hubstead's own endpoint in the hub (authenticator.EndSessionsAPIHandler).
 END_SESSIONS_PATH = "/hubstead/users/{name}/sessions"
 
 
-class HubAPIError(RuntimeError):
+class HubAPIError(HubsteadError, RuntimeError):
     def __init__(self, status: int, message: str):
         super().__init__(message)
         self.status = status

@@ -43,6 +43,8 @@ def prepare(admins: list[Admin], user_env: str | None) -> tuple[dict, dict]:
     effective = config.load()
     secrets.ensure()
 
+    # The enrolment policy (enrol.py): the admin's own typed password is kept, a
+    # generated one is changed at the first login.
     store, generated = PasswordStore(), {}
     for admin in admins:
         if admin.password is not None:
@@ -50,7 +52,7 @@ def prepare(admins: list[Admin], user_env: str | None) -> tuple[dict, dict]:
                 store.set(admin.name, admin.password)
         elif not store.has(admin.name):
             generated[admin.name] = generate()
-            store.set(admin.name, generated[admin.name])
+            store.set(admin.name, generated[admin.name], must_change=True)
     return effective, generated
 
 

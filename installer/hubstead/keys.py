@@ -6,6 +6,8 @@ import re
 
 import yaml
 
+from .errors import HubsteadError
+
 _INT = re.compile(r"^[+-]?\d+$")
 _FLOAT = re.compile(r"^[+-]?(\d+\.\d*|\.\d+)([eE][+-]?\d+)?$")
 # Key names that hold secrets: redacted by `config show`.
@@ -13,8 +15,12 @@ _SECRET = re.compile(r"(secret|password|passwd|token|private_key|api_key)", re.I
 REDACTED = "<redacted>"
 
 
-class MissingKey(LookupError):
+class MissingKey(HubsteadError, LookupError):
     """A key (or list item) that is not there, for get / unset / remove-item."""
+
+
+class NotAList(HubsteadError, ValueError):
+    """add-item / remove-item on a key whose value is not a list."""
 
 
 def parse_value(text: str):
@@ -67,7 +73,7 @@ def unset(tree: dict, key: str) -> dict:
     for part in parts[:-1]:
         chain.append(chain[-1][part])
     del chain[-1][parts[-1]]
-    for node, part in zip(reversed(chain[:-1]), reversed(parts[:-1])):
+    for node, part in zip(reversed(chain[:-1]), reversed(parts[:-1]), strict=True):
         if node[part] == {}:
             del node[part]
     return tree
@@ -79,7 +85,7 @@ def add_item(tree: dict, key: str, value) -> dict:
     except MissingKey:
         current = []
     if not isinstance(current, list):
-        raise ValueError(f"{key}: holds {current!r}, not a list; use `set` instead")
+        raise NotAList(f"{key}: holds {current!r}, not a list; use `set` instead")
     if value in current:
         return copy.deepcopy(tree)
     return set_(tree, key, [*current, value])
@@ -88,7 +94,7 @@ def add_item(tree: dict, key: str, value) -> dict:
 def remove_item(tree: dict, key: str, value) -> dict:
     current = get(tree, key)
     if not isinstance(current, list):
-        raise ValueError(f"{key}: holds {current!r}, not a list")
+        raise NotAList(f"{key}: holds {current!r}, not a list")
     if value not in current:
         raise MissingKey(f"{key}: {value!r} is not in the list {current!r}")
     return set_(tree, key, [v for v in current if v != value])
@@ -113,7 +119,7 @@ def is_secret(key: str) -> bool:
 
 def redact(tree: dict) -> dict:
     """A copy with the values of secret-looking keys replaced."""
-    out = {}
+    out: dict = {}
     for name, value in tree.items():
         if isinstance(value, dict):
             out[name] = redact(value)

@@ -16,6 +16,7 @@ from pathlib import Path
 from passlib.context import CryptContext
 
 from . import paths
+from .errors import HubsteadError
 from .files import locked, write_atomic
 
 # argon2id at OWASP's recommended minimum (19 MiB, 2 passes, 1 lane): ~0.03 CPU-s a
@@ -34,7 +35,7 @@ MIN_LENGTH = 6
 _GENERATED_ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "Il1O0o")
 
 
-class WeakPassword(ValueError):
+class WeakPassword(HubsteadError, ValueError):
     """A password too short to accept."""
 
 

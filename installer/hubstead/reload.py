@@ -5,10 +5,11 @@ import subprocess
 import time
 
 from . import converge, paths, schema
+from .errors import HubsteadError
 from .health import wait_for_hub
 
 
-class PendingApply(RuntimeError):
+class PendingApply(HubsteadError, RuntimeError):
     """Settings changed that a restart can't apply (they change the machine)."""
 
 

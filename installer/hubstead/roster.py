@@ -27,7 +27,8 @@ def parse(text: str) -> list[Row]:
     """Rows of a CSV (or one name per line). Handles a UTF-8 BOM, quoted fields,
     blank lines, an optional header row, and names given twice."""
     text = text.lstrip("\ufeff")
-    rows, seen = [], {}
+    rows: list[Row] = []
+    seen: dict[str, int] = {}  # name: the line it was first on
     for line_no, fields in enumerate(csv.reader(io.StringIO(text)), start=1):
         fields = [f.strip() for f in fields]
         if not any(fields):

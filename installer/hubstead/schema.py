@@ -18,10 +18,12 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 
 from . import usernames
+from .errors import HubsteadError
 
 # The roles, in the order they run; a setting names those that must re-run when it changes.
 ROLES = ("base", "user_env", "proxy", "hub")
@@ -41,7 +43,8 @@ MINIFORGE_URL = (
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 DOMAIN_PATTERN = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$")
 # A name the machine answers to: one or more DNS labels (an intranet name has one).
-HOSTNAME_PATTERN = re.compile(r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
+HOSTNAME_PATTERN = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$")
 # A URL prefix: path segments of URL-safe characters only (it goes into routes and URLs).
 BASE_URL_PATTERN = re.compile(r"^/((?!\.\.?/)[A-Za-z0-9._~-]+/)*$")
 # A conda package, optionally with a version constraint: nothing an option or a shell could take.
@@ -56,7 +59,7 @@ PLACEHOLDERS = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(HubsteadError, ValueError):
     """The config (or a value for it) is not acceptable; the message says why."""
 
 
@@ -235,8 +238,6 @@ def _check_auth_type(key, value):
 
         try:
             for_type(value)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
         except (ImportError, AttributeError) as e:
             raise ConfigError(f"{key}: {value!r} cannot be loaded ({e})") from None
 
@@ -245,10 +246,7 @@ def _check_auth_trait(key, value, effective):
     # Imports JupyterHub: only when such keys exist.
     from .authenticator import check_trait
 
-    try:
-        check_trait(key, value, effective["auth"]["type"])
-    except ValueError as e:
-        raise ConfigError(str(e)) from None
+    check_trait(key, value, effective["auth"]["type"])
 
 
 @dataclass(frozen=True)
@@ -281,9 +279,9 @@ class Setting:
             self.check(key, value)
 
 
-AT_SPAWN = {"at_spawn": True}
-PROXY = {"roles": ("proxy",)}
-USER_ENV = {"roles": ("user_env",)}
+AT_SPAWN: dict[str, Any] = {"at_spawn": True}
+PROXY: dict[str, Any] = {"roles": ("proxy",)}
+USER_ENV: dict[str, Any] = {"roles": ("user_env",)}
 
 # Typed on the command line by the trait's own type (hubstead.authenticator).
 AUTH_TRAIT = Setting("auth.<Class>.<setting>", None, _check_auth_trait,
@@ -336,7 +334,8 @@ SCHEMA = (
     Setting("user_environment.default_app", "lab", _check_choice("lab", "notebook"),
             "`lab` (JupyterLab) or `notebook`"),
     Setting("user_environment.pip_packages", [],
-            _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)"), "extra pip packages in the user environment",
+            _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)"),
+            "extra pip packages in the user environment",
             **USER_ENV),
     Setting("user_environment.conda_packages", [],
             _check_each(CONDA_SPEC_PATTERN.match, "conda packages like scipy or numpy>=2"),

@@ -4,7 +4,6 @@ user's own Unix account, from the shared user environment."""
 import asyncio
 import contextlib
 import grp
-import itertools
 import math
 import pwd
 import re
@@ -244,7 +243,9 @@ class HubsteadSpawner(SystemdSpawner):
         imports, comes after systemd reports the unit active): the slot is held until
         then. False when another user's process holds the port: nothing is routed there."""
         uid = pwd.getpwnam(usernames.unix_name(self.user.name)).pw_uid
-        for attempt in itertools.count(1):
+        attempt = 0
+        while True:
+            attempt += 1
             # A connect is cheap; the kernel's socket tables (all of the machine's sockets)
             # are read only once something accepts.
             if await _accepts(ip, port):
@@ -287,7 +288,8 @@ class HubsteadSpawner(SystemdSpawner):
         self.unit_extra_properties = properties
         started = await super().start()
         if started is None:
-            raise RuntimeError(f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
+            raise RuntimeError(
+                f"{self._log_name}: unit {self.unit_name} did not stay up (journalctl -u {self.unit_name})")
         return started
 
 

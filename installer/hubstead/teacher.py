@@ -18,9 +18,11 @@ import jinja2
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
+from tornado.log import app_log
 
 from . import config, enrol, hubapi, paths, roster, unixusers, usernames
-from .passwords import PasswordStore, WeakPassword, generate
+from .errors import HubsteadError
+from .passwords import PasswordStore, generate
 from .systemd import unit_memory
 
 TEMPLATES = jinja2.Environment(
@@ -33,13 +35,14 @@ HOME_FATE = {"archive": "archived to /var/lib/hubstead/archive", "delete": "dele
 ACCOUNT_FATE = {"lock": "locked", "delete": "deleted"}
 
 
-def _size(value: int | None) -> str:
+def _size(value: float | None) -> str:
     if value is None:
         return "–"
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
             return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
+    return f"{value:.1f} GiB"
 
 
 def account_state(hub_name: str, locked: set[str] | None = None) -> str:
@@ -63,22 +66,42 @@ class TeacherHandler(HubOAuthenticated, web.RequestHandler):
             raise web.HTTPError(403, "The teacher's page is for teachers (users.admin).")
         return user
 
+    def write_error(self, status_code, **kwargs):
+        # An expected error (a bad name, a short password) is the form's: a 400 with its
+        # one line, as is an HTTPError's message; anything else is a bug: tornado's 500.
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, HubsteadError):
+            self.set_status(400)
+        message = str(error) if isinstance(error, HubsteadError) else getattr(error, "log_message", None)
+        if not message:
+            return super().write_error(status_code, **kwargs)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(message)
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, HubsteadError):  # not a bug: no traceback
+            app_log.warning("%s %s: 400: %s", self.request.method, self.request.path, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+    @property
+    def actor(self) -> str:
+        """The teacher acting, for the audit trail."""
+        return self.current_user["name"]
+
     def student_name(self) -> str:
-        """The valid user name the form acts on, never a sysadmin's."""
-        name = usernames.validate(self.get_body_argument("name"))
-        if name in self.sysadmins():
-            raise web.HTTPError(403, f"{name} is {enrol.SYSADMIN_REFUSED}.")
-        return name
+        """The valid user name the form acts on; never a sysadmin's (403)."""
+        try:
+            return enrol.target(self.get_body_argument("name"), self.sysadmins())
+        except enrol.Refused as e:
+            raise web.HTTPError(403, str(e)) from None
 
     def group_name(self, required: bool) -> str | None:
-        """The form's group, valid (a 400 saying what is allowed otherwise), or None."""
+        """The form's group, valid (InvalidGroupName saying what is allowed), or None."""
         value = self.get_body_argument("group", "").strip()
         if not value and not required:
             return None
-        try:
-            return usernames.validate_group(value)
-        except usernames.InvalidGroupName as e:
-            raise web.HTTPError(400, str(e)) from None
+        return usernames.validate_group(value)
 
     def sysadmins(self) -> frozenset[str]:
         return frozenset(config.load()["users"]["sudoers"])
@@ -143,7 +166,7 @@ class AddUsers(TeacherHandler):
         text = "\n".join(p for p in parts if p.strip())
         default_group = self.group_name(required=False)
         outcomes, issued = await asyncio.to_thread(
-            enrol.enrol, self.api, self.store, roster.parse(text), default_group, self.sysadmins())
+            enrol.enrol, self.api, self.store, roster.parse(text), default_group, self.sysadmins(), self.actor)
         csv_text = roster.passwords_csv(issued) if issued else ""
         self.render_page("added.html", outcomes=outcomes, issued=sorted(issued.items()),
                          csv_data=base64.b64encode(csv_text.encode()).decode())
@@ -156,10 +179,7 @@ class ResetPassword(TeacherHandler):
         typed = self.get_body_argument("password", "").strip()
         must_change = self.get_body_argument("must_change", "") == "on"
         password = typed or generate()
-        try:
-            await asyncio.to_thread(enrol.reset_password, self.api, self.store, name, password, must_change)
-        except WeakPassword as e:
-            raise web.HTTPError(400, str(e)) from None
+        await asyncio.to_thread(enrol.reset_password, self.api, self.store, name, password, must_change, self.actor)
         self.render_page("reset.html", name=name, password=password, must_change=must_change)
 
 
@@ -167,7 +187,7 @@ class Unlock(TeacherHandler):
     @web.authenticated
     async def post(self):
         name = self.student_name()
-        await asyncio.to_thread(self.store.unlock, name)
+        await asyncio.to_thread(enrol.unlock, self.store, name, self.actor)
         self.redirect(self.settings["prefix"])
 
 
@@ -177,9 +197,7 @@ class RemoveUser(TeacherHandler):
         name = self.student_name()
         if name == self.current_user["name"]:
             raise web.HTTPError(400, "You can't remove yourself.")
-        # The hub stops the server, then its delete_user hook forgets the password and
-        # applies the removal policy.
-        await asyncio.to_thread(self.api.request, "DELETE", f"/users/{name}", None, 120)
+        await asyncio.to_thread(enrol.remove, self.api, name, self.actor)
         unix_name = usernames.unix_name(name)
         archives = sorted(paths.ARCHIVE_DIR.glob(f"{unix_name}-*.tar.gz")) if paths.ARCHIVE_DIR.exists() else []
         self.render_page("removed.html", name=name, account=account_state(name),

@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from . import paths
+from .errors import HubsteadError
 from .files import write_atomic
 from .health import public_hosts
 from .render import render
@@ -43,7 +44,7 @@ RENEW_SELFSIGNED_DAYS = 30
 CERT_NAME = "hubstead"  # certbot's lineage name
 
 
-class TLSError(RuntimeError):
+class TLSError(HubsteadError, RuntimeError):
     """HTTPS can't be set up as configured; the message says what to fix."""
 
 
@@ -154,13 +155,13 @@ def check_manual(cert_path: str | None, key_path: str | None) -> None:
     except ValueError as e:
         raise TLSError(f"https.manual.cert: {cert_path} is not a PEM certificate ({e})") from None
     try:
-        key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
+        private_key = serialization.load_pem_private_key(Path(key_path).read_bytes(), password=None)
     except (ValueError, TypeError) as e:
         raise TLSError(f"https.manual.key: {key_path} is not an unencrypted PEM private key ({e})") from None
     leaf = chain[0]
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     if leaf.public_key().public_bytes(serialization.Encoding.PEM, spki) != \
-            key.public_key().public_bytes(serialization.Encoding.PEM, spki):
+            private_key.public_key().public_bytes(serialization.Encoding.PEM, spki):
         raise TLSError(f"https.manual.key: {key_path} does not belong to the certificate in {cert_path} "
                        f"({leaf.subject.rfc4514_string()}); use the key the certificate was issued for")
     if _days_left(leaf) <= 0:
@@ -211,14 +212,16 @@ def preflight(domains: list[str], http_port: int) -> None:
     try:
         server = http.server.HTTPServer(("127.0.0.1", paths.ACME_CHALLENGE_PORT), handler)
     except OSError as e:
-        raise TLSError(f"port {paths.ACME_CHALLENGE_PORT} on 127.0.0.1 is busy ({e}); is certbot already running?")
+        raise TLSError(
+            f"port {paths.ACME_CHALLENGE_PORT} on 127.0.0.1 is busy ({e}); is certbot already running?") from None
     threading.Thread(target=server.serve_forever, daemon=True).start()
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # straight, as the ACME server comes
     problems, here = [], ", ".join(public_hosts())
     try:
         for domain in domains:
             try:
-                addresses = sorted({a[4][0] for a in socket.getaddrinfo(domain, http_port, type=socket.SOCK_STREAM)})
+                addresses = sorted({str(a[4][0])
+                                    for a in socket.getaddrinfo(domain, http_port, type=socket.SOCK_STREAM)})
             except socket.gaierror as e:
                 problems.append(f"{domain} does not resolve ({e.strerror}): add a DNS A record for it "
                                 f"pointing to this machine's public address ({here}), wait for it to "
@@ -364,7 +367,10 @@ def served_certificate(host: str, port: int, server_name: str | None) -> x509.Ce
     context.verify_mode = ssl.CERT_NONE  # we report on the certificate, whoever signed it
     with socket.create_connection((host, port), timeout=10) as sock, \
             context.wrap_socket(sock, server_hostname=server_name) as tls_sock:
-        return x509.load_der_x509_certificate(tls_sock.getpeercert(binary_form=True))
+        der = tls_sock.getpeercert(binary_form=True)
+    if der is None:
+        raise TLSError(f"{host}:{port} served no certificate")
+    return x509.load_der_x509_certificate(der)
 
 
 def _timer_next(unit: str) -> str:

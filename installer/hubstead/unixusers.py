@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 from . import paths, usernames
+from .errors import HubsteadError
 from .files import locked
 
 HOME_MODE = 0o700
@@ -28,7 +29,7 @@ AT_DENY = Path("/etc/at.deny")
 OWNER_COMMENT_PREFIX = "Hubstead user "
 
 
-class AccountError(RuntimeError):
+class AccountError(HubsteadError, RuntimeError):
     """The machine refused to change an account; the message has its reason."""
 
 

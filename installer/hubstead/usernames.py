@@ -9,12 +9,14 @@ name, which keeps the mapping stable and collision-resistant.
 import hashlib
 import re
 
+from .errors import HubsteadError
+
 UNIX_PREFIX = "jupyter-"
 UNIX_NAME_MAX = 32
 HUB_NAME_MAX = 64
-# What a hub name may look like; also the JupyterHub username_pattern, so the hub
-# refuses the same names the CLI does.
-HUB_NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
+# What a hub name may look like, its length included; also the JupyterHub
+# username_pattern, so the hub refuses the same names the CLI does.
+HUB_NAME_PATTERN = rf"^[a-z0-9][a-z0-9._-]{{0,{HUB_NAME_MAX - 1}}}$"
 _HUB_NAME_RE = re.compile(HUB_NAME_PATTERN)
 ALLOWED_DESCRIPTION = (
     "lowercase letters, digits, '.', '_' and '-', starting with a letter or digit, "
@@ -30,11 +32,11 @@ GROUP_MAX = 64
 GROUP_ALLOWED = f"letters, digits, '.', '_' and '-', starting with a letter or digit, at most {GROUP_MAX} characters"
 
 
-class InvalidUsername(ValueError):
+class InvalidUsername(HubsteadError, ValueError):
     """A name that cannot be a hub user (and so cannot get a Unix account)."""
 
 
-class InvalidGroupName(ValueError):
+class InvalidGroupName(HubsteadError, ValueError):
     """A name that cannot be a group."""
 
 
@@ -54,7 +56,7 @@ def normalize(name: str) -> str:
 def validate(name: str) -> str:
     """Return the normalized hub name, or raise InvalidUsername saying what is allowed."""
     normalized = normalize(name)
-    if not normalized or len(normalized) > HUB_NAME_MAX or not _HUB_NAME_RE.match(normalized):
+    if not _HUB_NAME_RE.match(normalized):
         raise InvalidUsername(f"invalid user name {name!r}: use {ALLOWED_DESCRIPTION}")
     return normalized
 

@@ -11,6 +11,7 @@ import requests
 from cryptography import x509
 from hubclient import HubSession
 from pebble import Pebble
+
 from hubstead import paths
 
 pytestmark = [pytest.mark.integration,

@@ -7,6 +7,7 @@ import re
 import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+
 from hubstead import paths
 
 pytestmark = pytest.mark.integration

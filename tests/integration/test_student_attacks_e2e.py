@@ -8,6 +8,7 @@ import time
 import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+
 from hubstead import paths, usernames
 
 pytestmark = pytest.mark.integration
@@ -142,7 +143,8 @@ subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
         log = hub.tb.run("journalctl", "-u", "jupyterhub", "--no-pager", "-o", "cat").stdout
         assert f"port {SQUATTED_PORT} is held by another user's process; not routing this server there" in log
         listening = hub.tb.run("ss", "--listening", "--tcp", "--numeric", "--no-header", "--processes").stdout
-        assert not [line for line in listening.splitlines() if f":{SQUATTED_PORT} " in line and "jupyterhub-sing" in line]
+        assert not [line for line in listening.splitlines()
+                    if f":{SQUATTED_PORT} " in line and "jupyterhub-sing" in line]
         run_code(VICTIM, signed_in(VICTIM).token(VICTIM), "print('my own server')")
         trapped = as_mallory(mallory, "import os; print(open('trap.txt').read() if os.path.exists('trap.txt') else '')")
         assert trapped == ""
@@ -210,7 +212,8 @@ def test_no_way_out_of_the_unit_by_ssh_cron_or_at(hub, mallory):
     tb.run("bash", "-c", f"""set -e
 mkdir -p /etc/ssh/sshd_config.d
 printf 'ListenAddress 127.0.0.1\\nPort {SSH_PORT}\\n' > /etc/ssh/sshd_config.d/00-test.conf
-DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends openssh-server openssh-client cron at >/dev/null
+DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \\
+    openssh-server openssh-client cron at >/dev/null
 systemctl restart ssh
 """, timeout=900)
     # at came after Mallory's account: the hub's start goes over every account again.
@@ -245,7 +248,8 @@ def test_students_together_cannot_take_the_hubs_memory(hub, mallory):
     # What a real VM enforces; this target has no memory controller to enforce it with
     # (a runaway here is not stopped), so the test reads what systemd was told.
     unit = f"jupyter-{MALLORY}"
-    total = int(hub.tb.run("python3", "-c", "import os; print(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))").stdout)
+    total = int(hub.tb.run("python3", "-c",
+                           "import os; print(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))").stdout)
     assert hub.unit_property(unit, "Slice") == paths.USERS_SLICE
     all_students = int(hub.unit_property(paths.USERS_SLICE, "MemoryMax"))
     one_student = int(hub.unit_property(unit, "MemoryMax"))
@@ -367,7 +371,8 @@ def test_the_next_user_with_a_deleted_accounts_uid_cannot_read_its_kept_home(hub
     try:
         hub.tb.run("hubstead", "users", "add", "olga", "--password-stdin", input=PASSWORD + "\n")
         uid = hub.tb.run("id", "-u", "jupyter-olga").stdout.strip()
-        hub.tb.run("bash", "-c", "echo olga-notes > /home/jupyter-olga/notes.txt && chown jupyter-olga /home/jupyter-olga/notes.txt")
+        hub.tb.run("bash", "-c", "echo olga-notes > /home/jupyter-olga/notes.txt"
+                                 " && chown jupyter-olga /home/jupyter-olga/notes.txt")
         assert teacher.api("DELETE", "/users/olga").status_code == 204
         hub.tb.run("hubstead", "users", "add", "pete", "--password-stdin", input=PASSWORD + "\n")
         assert hub.tb.run("id", "-u", "jupyter-pete").stdout.strip() == uid  # useradd reuses the free UID
@@ -396,7 +401,8 @@ def test_nothing_of_the_hub_or_a_classmate_is_readable_or_writable(hub, teacher,
     # A classmate with a file in their home and one in their server's /tmp.
     hub.tb.run("hubstead", "users", "add", "nina", "--password-stdin", input=PASSWORD + "\n")
     teacher.start_server("nina")
-    run_code("nina", signed_in("nina").token("nina"), "open('/tmp/nina-tmp.txt', 'w').write('x'); open('homework.txt', 'w').write('y')")
+    run_code("nina", signed_in("nina").token("nina"),
+             "open('/tmp/nina-tmp.txt', 'w').write('x'); open('homework.txt', 'w').write('y')")
     out = as_mallory(mallory, f"""
 import os, subprocess
 def attempt(what, action):

@@ -14,7 +14,8 @@ bootstrap = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bootstrap)
 
 
-@pytest.mark.parametrize("distro, version", [("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04")])
+@pytest.mark.parametrize("distro, version", [
+    ("debian", "12"), ("debian", "13"), ("ubuntu", "22.04"), ("ubuntu", "24.04")])
 def test_supported_systems(distro, version):
     bootstrap.check_os({"ID": distro, "VERSION_ID": version})
 

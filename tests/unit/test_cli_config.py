@@ -150,3 +150,13 @@ def test_set_needs_exactly_one_value():
     r = CliRunner().invoke(cli.config_main, ["set", "limits.memory", "2G", "--value-stdin"], input="3G\n")
     assert r.exit_code == 1 and "give a VALUE or --value-stdin" in r.output
     assert stored() == {}
+
+
+def test_a_change_is_audited_by_key_name_never_by_a_secret_value(audited):
+    key = "auth.GitHubOAuthenticator.client_secret"
+    run("set", "auth.type", "github")
+    CliRunner().invoke(cli.config_main, ["set", key, "--value-stdin"], input="very-secret-789\n")
+    run("set", "--dry-run", "limits.memory", "2G")  # a dry run changes nothing: not audited
+    assert [(e["HUBSTEAD_EVENT"], e["HUBSTEAD_TARGET"]) for e in audited] == [
+        ("config-changed", "auth.type"), ("config-changed", key)]
+    assert "very-secret-789" not in repr(audited)

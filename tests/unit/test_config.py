@@ -7,18 +7,18 @@ from hubstead import config, keys, schema
 from hubstead.config import ConfigError
 
 
-def test_empty_config_gives_the_defaults():
-    effective = config.validate({})
-    assert effective["http"]["port"] == 80
-    assert effective["user_environment"]["manager"] == "conda"
-    assert effective["services"]["cull"]["enabled"] is True
+def test_an_empty_config_gives_each_settings_default():
+    effective = config.flat(config.validate({}))
+    fixed = [s for s in schema.SCHEMA if s.container is None]
+    assert {s.key: effective[s.key] for s in fixed} == {s.key: s.default for s in fixed}
 
 
 @pytest.mark.parametrize("user_config, message", [
     ({"htpp": {"port": 80}}, "htpp.port: unknown setting"),
     ({"http": {"port": "eighty"}}, "http.port: 'eighty' is not allowed; use an integer from 1 to 65535"),
     ({"http": {"port": 70000}}, "http.port: 70000 is not allowed"),
-    ({"user_environment": {"manager": "pipenv"}}, "user_environment.manager: 'pipenv' is not allowed; use one of conda, venv"),
+    ({"user_environment": {"manager": "pipenv"}},
+     "user_environment.manager: 'pipenv' is not allowed; use one of conda, venv"),
     ({"users": {"admin": "teacher"}}, "users.admin: 'teacher' is not allowed; use a list of strings"),
     ({"base_url": "hub"}, "base_url: 'hub' is not allowed"),
     ({"services": {"cull": {"enabled": "yes"}}}, "services.cull.enabled: 'yes' is not allowed; use true or false"),
@@ -80,11 +80,13 @@ def test_conda_installer_unknown_arch():
     ({"limits": {"groups": {"lab": {"memory": "lots"}}}}, "limits.groups.lab.memory: 'lots' is not allowed"),
     ({"limits": {"groups": {"lab": {"disk": "1G"}}}}, "limits.groups.lab.disk: unknown setting"),
     ({"users": {"extra_user_groups": {"docker": "alice"}}}, "users.extra_user_groups.docker: 'alice' is not allowed"),
-    ({"hub": {"csp_frame_ancestors": ["lms.example.edu/x"]}}, "hub.csp_frame_ancestors: 'lms.example.edu/x' is not allowed"),
+    ({"hub": {"csp_frame_ancestors": ["lms.example.edu/x"]}},
+     "hub.csp_frame_ancestors: 'lms.example.edu/x' is not allowed"),
     ({"auth": {"type": "nosuchauth"}}, "auth.type: unknown authenticator 'nosuchauth'; use one of"),
     ({"auth": {"type": "nosuch.module.Auth"}}, "auth.type: 'nosuch.module.Auth' cannot be loaded"),
     ({"auth": {"HubsteadAuthenticator": {"no_such_trait": 1}}}, "HubsteadAuthenticator has no setting 'no_such_trait'"),
-    ({"auth": {"GitHubOAuthenticator": {"client_id": "x"}}}, "GitHubOAuthenticator is not the authenticator in use (hubstead"),
+    ({"auth": {"GitHubOAuthenticator": {"client_id": "x"}}},
+     "GitHubOAuthenticator is not the authenticator in use (hubstead"),
     ({"auth": {"type": "firstuse", "FirstUseAuthenticator": {"create_users": "maybe"}}},
      "auth.FirstUseAuthenticator.create_users: 'maybe' is not allowed"),
 ])

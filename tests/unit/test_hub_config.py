@@ -16,10 +16,7 @@ def settings(user_config):
     ({}, "JupyterHub", "bind_url", "http://:80/"),
     ({"http": {"port": 8080, "address": "127.0.0.1"}}, "JupyterHub", "bind_url", "http://127.0.0.1:8080/"),
     ({"base_url": "/course/"}, "JupyterHub", "bind_url", "http://:80/course/"),
-    ({}, "JupyterHub", "hub_bind_url", f"http://127.0.0.1:{paths.HUB_PORT}"),
-    ({}, "JupyterHub", "cleanup_servers", False),
-    ({}, "JupyterHub", "spawner_class", "hubstead.spawner.HubsteadSpawner"),
-    ({}, "TraefikProxy", "should_start", False),
+    ({}, "JupyterHub", "cleanup_servers", False),  # user servers keep running through hub restarts
     ({}, "TraefikProxy", "traefik_api_password", "tp"),
     ({"users": {"allowed": ["a", "b"]}}, "Authenticator", "allowed_users", {"a", "b"}),
     ({"users": {"banned": ["c"]}}, "Authenticator", "blocked_users", {"c"}),
@@ -28,7 +25,7 @@ def settings(user_config):
     ({"user_environment": {"default_app": "notebook"}}, "Spawner", "default_url", "/tree"),
     ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "mem_limit", 2 * 2**30),
     ({"limits": {"memory": "2G", "cpu": 1.5}}, "Spawner", "cpu_limit", 1.5),
-    ({}, "Spawner", "disable_user_config", True),
+    ({}, "Spawner", "disable_user_config", True),  # a user's own files can't loosen the server's settings
     ({"users": {"sudoers": ["b", "a"]}}, "HubsteadSpawner", "sudoers", ["a", "b"]),
 ])
 def test_mapping(user_config, cls, trait, expected):
@@ -183,13 +180,6 @@ def test_the_configured_authenticator_can_be_made_with_hubsteads_settings(auth_t
     authenticator = out["JupyterHub"]["authenticator_class"](config=c)
     assert authenticator.removal_home == "delete"
     assert authenticator.admin_users == set()  # admins: the admin role's users (users.sudoers)
-
-
-def test_hubstead_login_and_change_password_pages_are_registered():
-    from hubstead.authenticator import ChangePasswordHandler, EndSessionsAPIHandler, HubsteadLoginHandler
-    handlers = dict(HubsteadAuthenticator().get_handlers(None))
-    assert handlers == {"/login": HubsteadLoginHandler, "/change-password": ChangePasswordHandler,
-                        "/api/hubstead/users/([^/]+)/sessions": EndSessionsAPIHandler}
 
 
 def test_the_hub_tells_systemd_it_is_ready_once_it_answers(monkeypatch):

@@ -14,7 +14,8 @@ def test_parse_value(text, value):
 
 def test_set_creates_parents_and_leaves_the_input_alone():
     tree = {"a": 1}
-    assert keys.set_(tree, "limits.groups.lab.memory", "2G") == {"a": 1, "limits": {"groups": {"lab": {"memory": "2G"}}}}
+    assert keys.set_(tree, "limits.groups.lab.memory", "2G") == {
+        "a": 1, "limits": {"groups": {"lab": {"memory": "2G"}}}}
     assert tree == {"a": 1}
 
 

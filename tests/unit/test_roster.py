@@ -1,4 +1,5 @@
 import pytest
+
 from hubstead import roster, usernames
 
 

@@ -11,6 +11,7 @@ from types import SimpleNamespace
 import pytest
 import yaml
 from click.testing import CliRunner
+
 from hubstead import cli, config, paths, schema, settings_doc
 from hubstead.config import ConfigError
 from hubstead.spawner import HubsteadSpawner

@@ -1,7 +1,7 @@
 import logging
+from types import SimpleNamespace
 
 import pytest
-from types import SimpleNamespace
 
 from hubstead.spawner import HubsteadSpawner
 

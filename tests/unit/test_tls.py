@@ -84,7 +84,8 @@ def test_manual_paths_are_checked(cert, key, message):
 def test_http_rules_route_acme_and_redirect():
     tls.write_http_rules(acme=True, redirect=True, https_port=8443)
     text = paths.HTTP_RULES_FILE.read_text()
-    assert f'url = "http://127.0.0.1:{paths.ACME_CHALLENGE_PORT}"' in text and "PathPrefix(`/.well-known/acme-challenge/`)" in text
+    assert f'url = "http://127.0.0.1:{paths.ACME_CHALLENGE_PORT}"' in text
+    assert "PathPrefix(`/.well-known/acme-challenge/`)" in text
     assert 'scheme = "https"' in text and 'port = "8443"' in text
     tls.write_http_rules(acme=False, redirect=True, https_port=443)
     text = paths.HTTP_RULES_FILE.read_text()
