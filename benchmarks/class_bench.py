@@ -34,7 +34,7 @@ sys.path[:0] = [str(CHECKOUT / "tests"), str(CHECKOUT / "installer")]
 from testbed import Testbed  # noqa: E402 (tests/ is not a package)
 from unit_usage import unit_usage  # noqa: E402 (beside this script)
 
-from hubstead import paths  # noqa: E402 (the checkout's, not an installed copy)
+from hubstead.core import paths  # noqa: E402 (from the checkout, above)
 
 BASE = "http://127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "teacher", "bench-pass-1"

@@ -31,7 +31,7 @@ APT_PACKAGES = [
     "gcc", "python3-dev", "pkg-config", "libsystemd-dev",  # systemd-python builds from source
     "sudo", "ca-certificates", "curl", "bzip2",  # bzip2: Miniforge's installer unpacks with it
 ]
-# Must match hubstead.cli.ADMIN_PASSWORDS_ENV: passwords never go on a command line.
+# Must match hubstead.cli.main.ADMIN_PASSWORDS_ENV: passwords never go on a command line.
 ADMIN_PASSWORDS_ENV = "HUBSTEAD_ADMIN_PASSWORDS"
 
 

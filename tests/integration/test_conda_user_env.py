@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from hubstead import config, converge
+from hubstead import config
+from hubstead.machine import converge
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ from cryptography import x509
 from hubclient import HubSession
 from pebble import Pebble
 
-from hubstead import paths
+from hubstead.core import paths
 
 pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]

@@ -8,7 +8,7 @@ import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
 
-from hubstead import paths
+from hubstead.core import paths
 
 pytestmark = pytest.mark.integration
 
@@ -107,7 +107,7 @@ def test_cli_refuses_a_bad_name_with_one_line_and_changes_nothing(hub):
 
 
 def test_a_long_name_gets_a_hashed_unix_account_and_spawn_recreates_a_lost_one(hub):
-    from hubstead.usernames import unix_name
+    from hubstead.core.usernames import unix_name
     long_name = "averyveryverylongstudentname1"
     account = unix_name(long_name)
     assert state["teacher"].api("POST", f"/users/{long_name}").status_code == 201

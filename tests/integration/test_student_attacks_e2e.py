@@ -9,7 +9,7 @@ import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
 
-from hubstead import paths, usernames
+from hubstead.core import paths, usernames
 
 pytestmark = pytest.mark.integration
 

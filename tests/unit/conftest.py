@@ -1,6 +1,6 @@
 import pytest
 
-from hubstead import audit
+from hubstead.core import audit
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """The hub's REST API as the enrolment code uses it, in memory."""
 
-from hubstead.hubapi import HubAPI, HubAPIError
+from hubstead.hub.hubapi import HubAPI, HubAPIError
 
 
 class FakeHub(HubAPI):

@@ -4,7 +4,7 @@ import asyncio
 
 import pytest
 
-from hubstead.admission import SpawnQueue
+from hubstead.hub.admission import SpawnQueue
 
 
 def run(coro):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hubstead import audit
+from hubstead.core import audit
 
 
 def test_an_entry_carries_event_actor_target_and_fields(audited, monkeypatch):

@@ -84,7 +84,7 @@ def test_admin_passwords_are_asked_on_the_terminal_and_enter_means_generate(monk
 
 
 def test_passwords_env_name_matches_the_cli():
-    from hubstead import cli
+    from hubstead.cli import main as cli
     assert bootstrap.ADMIN_PASSWORDS_ENV == cli.ADMIN_PASSWORDS_ENV
 
 
@@ -101,7 +101,7 @@ def test_a_checkout_is_copied_before_building(tmp_path):
 
 
 def test_the_documented_admin_password_is_accepted():
-    from hubstead.install import parse_admin
+    from hubstead.machine.install import parse_admin
     admin = parse_admin("teacher:S3cret")  # the README's and the mission's example
     assert (admin.name, admin.password) == ("teacher", "S3cret")
 
@@ -109,7 +109,8 @@ def test_the_documented_admin_password_is_accepted():
 def test_a_too_short_handed_over_password_is_one_line_and_changes_nothing(monkeypatch, tmp_path):
     from click.testing import CliRunner
 
-    from hubstead import cli, paths
+    from hubstead.cli import main as cli
+    from hubstead.core import paths
     monkeypatch.setattr(cli.os, "geteuid", lambda: 0)
     monkeypatch.setattr(paths, "CONFIG_FILE", tmp_path / "config.yaml")
     monkeypatch.setenv(cli.ADMIN_PASSWORDS_ENV, json.dumps({"teacher": "abc"}))

@@ -6,7 +6,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hubstead import cli, paths
+from hubstead.cli import main as cli
+from hubstead.core import paths
 
 
 @pytest.fixture(autouse=True)

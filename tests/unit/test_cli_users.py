@@ -4,9 +4,10 @@ import pytest
 from click.testing import CliRunner
 from fakehub import FakeHub
 
-from hubstead import cli, unixusers
-from hubstead.hubapi import HubAPIError
-from hubstead.passwords import PasswordStore
+from hubstead.cli import main as cli
+from hubstead.core import unixusers
+from hubstead.core.passwords import PasswordStore
+from hubstead.hub.hubapi import HubAPIError
 
 
 def second_creation(name):

@@ -3,8 +3,8 @@ import stat
 import pytest
 import yaml
 
-from hubstead import config, keys, schema
-from hubstead.config import ConfigError
+from hubstead import config
+from hubstead.config import ConfigError, keys, schema
 
 
 def test_an_empty_config_gives_each_settings_default():

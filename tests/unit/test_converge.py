@@ -1,4 +1,7 @@
-from hubstead import config, converge, schema
+from hubstead import config
+from hubstead.config import schema
+from hubstead.core import state
+from hubstead.machine import converge
 
 
 def test_role_variables_follow_the_config():
@@ -18,9 +21,9 @@ def test_conda_variables_carry_the_pinned_installer(monkeypatch):
 
 
 def test_digest_changes_with_the_config_only():
-    a = converge.hub_config_digest(config.validate({}))
-    assert a == converge.hub_config_digest(config.validate({}))
-    assert a != converge.hub_config_digest(config.validate({"users": {"admin": ["t"]}}))
+    a = state.hub_config_digest(config.validate({}))
+    assert a == state.hub_config_digest(config.validate({}))
+    assert a != state.hub_config_digest(config.validate({"users": {"admin": ["t"]}}))
 
 
 def test_no_secret_reaches_ansible(tmp_path, monkeypatch):

@@ -4,9 +4,9 @@ the hub's API in memory and a password store in a temporary directory."""
 import pytest
 from fakehub import FakeHub
 
-from hubstead import enrol, roster
-from hubstead.passwords import PasswordStore, WeakPassword
-from hubstead.usernames import InvalidUsername
+from hubstead.classroom import enrol, roster
+from hubstead.core.passwords import PasswordStore, WeakPassword
+from hubstead.core.usernames import InvalidUsername
 
 
 @pytest.fixture

@@ -2,14 +2,16 @@
 
 import pytest
 
-from hubstead import config, hub_config, paths
-from hubstead.authenticator import HubsteadAuthenticator, UnixAccountsMixin
+from hubstead import config
+from hubstead.core import paths
+from hubstead.hub import settings as hub_settings
+from hubstead.hub.authenticator import HubsteadAuthenticator, UnixAccountsMixin
 
 SECRETS = {"traefik_api_password": "tp", "cli_api_token": "ct"}
 
 
 def settings(user_config):
-    return hub_config.jupyterhub_settings(config.validate(user_config), SECRETS)
+    return hub_settings.jupyterhub_settings(config.validate(user_config), SECRETS)
 
 
 @pytest.mark.parametrize("user_config, cls, trait, expected", [
@@ -58,7 +60,7 @@ def test_teacher_page_is_a_managed_service_behind_oauth():
     hub = settings({})["JupyterHub"]
     (teacher,) = [s for s in hub["services"] if s["name"] == "teacher"]
     assert teacher["url"] == f"http://127.0.0.1:{paths.TEACHER_PORT}"
-    assert teacher["command"][1:] == ["-m", "hubstead.teacher"]
+    assert teacher["command"][1:] == ["-m", "hubstead.classroom.teacher"]
 
 
 def test_lockout_and_removal_policy_reach_the_authenticator():
@@ -129,7 +131,7 @@ def test_https_moves_the_hub_to_the_https_entrypoint(mode):
 
 
 def test_the_hub_follows_the_applied_proxy_settings(tmp_path, monkeypatch):
-    from hubstead import converge, paths
+    from hubstead.core import paths, state
 
     class C(dict):
         def __missing__(self, key):
@@ -139,10 +141,10 @@ def test_the_hub_follows_the_applied_proxy_settings(tmp_path, monkeypatch):
     config_file = tmp_path / "config.yaml"
     config_file.write_text("http:\n  port: 8080\nlimits:\n  memory: 1G\n")
     monkeypatch.setattr(paths, "APPLIED_CONFIG", tmp_path / "applied.json")
-    monkeypatch.setattr(hub_config.secrets, "load", lambda: SECRETS)
-    converge.save_applied(config.validate({}))  # applied before http.port was set
+    monkeypatch.setattr(hub_settings.credentials, "load", lambda: SECRETS)
+    state.save_applied(config.validate({}))  # applied before http.port was set
     c = C()
-    hub_config.apply(c, config_file)
+    hub_settings.apply(c, config_file)
     assert c["JupyterHub"].bind_url == "http://:80/"  # not yet applied
     assert c["Spawner"].mem_limit == 2**30  # hub-only settings follow config.yaml at once
 
@@ -152,12 +154,12 @@ def test_the_hub_database_takes_concurrent_writers_and_the_proxy_api_hash_matche
     from jupyterhub import orm
     from traitlets.config import Config
 
-    from hubstead import paths
+    from hubstead.core import paths
 
     monkeypatch.setattr(paths, "APPLIED_CONFIG", tmp_path / "applied.json")
-    monkeypatch.setattr(hub_config.secrets, "load", lambda: SECRETS)
+    monkeypatch.setattr(hub_settings.credentials, "load", lambda: SECRETS)
     c = Config()
-    hub_config.apply(c, tmp_path / "config.yaml")
+    hub_settings.apply(c, tmp_path / "config.yaml")
     # traefik must accept the hub's API password with the hash the hub gives it.
     (api_user,) = c.TraefikProxy.extra_dynamic_config["http"]["middlewares"]["auth_api"]["basicAuth"]["users"]
     name, _, hashed = api_user.partition(":")
@@ -191,7 +193,7 @@ def test_the_hub_tells_systemd_it_is_ready_once_it_answers(monkeypatch):
     from tornado.netutil import bind_sockets
     from tornado.web import Application, RequestHandler
 
-    from hubstead import systemd
+    from hubstead.core import systemd
 
     answering = []
 
@@ -201,14 +203,14 @@ def test_the_hub_tells_systemd_it_is_ready_once_it_answers(monkeypatch):
 
     notified = []
     monkeypatch.setattr(systemd, "notify_ready", lambda: notified.append(len(answering)))
-    monkeypatch.setattr(hub_config, "READINESS_POLL_SECONDS", 0.01)
+    monkeypatch.setattr(hub_settings, "READINESS_POLL_SECONDS", 0.01)
 
     async def scenario():
         server = HTTPServer(Application([("/hub/health", Health)]))
         (sock,) = bind_sockets(0, "127.0.0.1")
         server.add_sockets([sock])
         url = f"http://127.0.0.1:{sock.getsockname()[1]}/hub/health"
-        waiting = asyncio.create_task(hub_config._notify_when_answering(url))
+        waiting = asyncio.create_task(hub_settings._notify_when_answering(url))
         await asyncio.sleep(0.1)
         assert not notified  # not while the hub answers 503
         answering.append(True)

@@ -1,6 +1,6 @@
 import pytest
 
-from hubstead import keys
+from hubstead.config import keys
 
 
 @pytest.mark.parametrize("text, value", [

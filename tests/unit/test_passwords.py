@@ -3,7 +3,7 @@ import stat
 
 import pytest
 
-from hubstead.passwords import PasswordStore, WeakPassword, generate
+from hubstead.core.passwords import PasswordStore, WeakPassword, generate
 
 
 @pytest.fixture
@@ -78,7 +78,7 @@ def test_remove(store):
 
 
 def test_lockout_after_repeated_failures_refuses_even_the_right_password(store, monkeypatch):
-    from hubstead.passwords import Lockout
+    from hubstead.core.passwords import Lockout
     policy = Lockout(max_failures=3, seconds=60)
     store.set("alice", "correct horse")
     for _ in range(3):
@@ -86,12 +86,12 @@ def test_lockout_after_repeated_failures_refuses_even_the_right_password(store, 
     assert store.account("alice").locked
     assert not store.verify("alice", "correct horse", policy)
     clock = __import__("time").time() + 61
-    monkeypatch.setattr("hubstead.passwords.time.time", lambda: clock)
+    monkeypatch.setattr("hubstead.core.passwords.time.time", lambda: clock)
     assert store.verify("alice", "correct horse", policy)  # the lock expired
 
 
 def test_a_success_resets_the_failure_count(store):
-    from hubstead.passwords import Lockout
+    from hubstead.core.passwords import Lockout
     policy = Lockout(max_failures=3, seconds=60)
     store.set("alice", "correct horse")
     store.verify("alice", "wrong", policy)
@@ -103,7 +103,7 @@ def test_a_success_resets_the_failure_count(store):
 
 
 def test_teacher_unlocks(store):
-    from hubstead.passwords import Lockout
+    from hubstead.core.passwords import Lockout
     store.set("alice", "correct horse")
     for _ in range(2):
         store.verify("alice", "wrong", Lockout(max_failures=2, seconds=600))
@@ -123,8 +123,8 @@ def test_must_change_is_recorded_and_cleared_by_a_new_password(store):
 def test_guesses_sent_at_once_are_not_all_checked_before_the_lock(store, monkeypatch):
     import threading
 
-    from hubstead import passwords
-    from hubstead.passwords import Lockout
+    from hubstead.core import passwords
+    from hubstead.core.passwords import Lockout
 
     store.set("teacher", "correct horse")
     checked = []
@@ -148,7 +148,7 @@ def test_guesses_sent_at_once_are_not_all_checked_before_the_lock(store, monkeyp
 
 
 def test_strangers_lock_the_account_but_not_its_owners_browser(store):
-    from hubstead.passwords import Lockout
+    from hubstead.core.passwords import Lockout
     policy = Lockout(max_failures=3, seconds=600)
     store.set("teacher", "correct horse")
     for _ in range(3):  # anyone on the internet

@@ -2,7 +2,7 @@ import stat
 
 import toml
 
-from hubstead.proxy import HubsteadTraefikProxy
+from hubstead.hub.proxy import HubsteadTraefikProxy
 
 
 def test_the_hubs_routes_file_is_readable_by_the_proxys_group(tmp_path):

@@ -14,7 +14,9 @@ import pytest
 import yaml
 from ansible.plugins.filter.core import comment
 
-from hubstead import config, converge, paths
+from hubstead import config
+from hubstead.core import paths
+from hubstead.machine import converge
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -95,7 +97,7 @@ def test_role_template_renders_with_what_hubstead_passes(template):
 
 
 def test_hubsteads_own_templates_are_rendered_by_its_code():
-    code = "".join(p.read_text() for p in paths.DATA_DIR.parent.glob("*.py"))
+    code = "".join(p.read_text() for p in paths.DATA_DIR.parent.rglob("*.py"))
     for path in paths.TEMPLATES_DIR.glob("*.j2"):
         assert f'"{path.name}"' in code, path.name
         assert path.read_text().startswith("# Written by Hubstead"), path.name

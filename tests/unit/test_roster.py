@@ -1,6 +1,7 @@
 import pytest
 
-from hubstead import roster, usernames
+from hubstead.classroom import roster
+from hubstead.core import usernames
 
 
 def outcomes(text):

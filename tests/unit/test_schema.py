@@ -12,21 +12,23 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from hubstead import cli, config, paths, schema, settings_doc
-from hubstead.config import ConfigError
-from hubstead.spawner import HubsteadSpawner
+from hubstead import config
+from hubstead.cli import main as cli
+from hubstead.config import ConfigError, doc, schema
+from hubstead.core import paths
+from hubstead.hub.spawner import HubsteadSpawner
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def test_the_readme_tables_are_the_schema():
     text = README.read_text()
-    assert settings_doc.update(text) == text, "run: python -m hubstead.settings_doc README.md"
+    assert doc.update(text) == text, "run: python -m hubstead.config.doc README.md"
 
 
 def test_a_section_without_a_table_is_an_error():
     with pytest.raises(ValueError, match="no settings table of"):
-        settings_doc.update("")
+        doc.update("")
 
 
 def test_every_role_a_setting_names_exists():
@@ -96,8 +98,8 @@ def test_strings_are_written_so_that_they_read_back_as_strings(tmp_path):
 
 
 def test_the_config_model_and_the_cli_helpers_leave_jupyterhub_and_ansible_unimported():
-    code = ("import sys, hubstead.config, hubstead.cliutil, hubstead.settings_doc; "
+    code = ("import sys, hubstead.config, hubstead.cli.util, hubstead.config.doc; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('jupyterhub', 'tornado', 'ansible_runner') "
-            "or m in ('hubstead.authenticator', 'hubstead.converge')))")
+            "or m in ('hubstead.hub.authenticator', 'hubstead.machine.converge')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -3,7 +3,7 @@ import socket
 
 import pytest
 
-from hubstead import sockets
+from hubstead.hub import sockets
 
 
 def test_a_listening_socket_is_reported_with_its_owner():

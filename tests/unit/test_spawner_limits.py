@@ -3,7 +3,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from hubstead.spawner import HubsteadSpawner
+from hubstead.hub.spawner import HubsteadSpawner
 
 
 def limits(global_limits, group_limits, groups, properties=None):
@@ -48,7 +48,7 @@ def test_a_limit_set_through_the_api_that_is_not_one_is_left_out(bad, caplog):
 
 
 def test_user_placeholders_are_expanded_and_other_braces_left_alone():
-    from hubstead import usernames
+    from hubstead.core import usernames
 
     name = "averyveryverylongstudentname1"
     fake = SimpleNamespace(user=SimpleNamespace(name=name, id=7))

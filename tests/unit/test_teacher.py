@@ -7,7 +7,8 @@ from tornado import httpclient, web
 from tornado.httpserver import HTTPServer
 from tornado.testing import bind_unused_port
 
-from hubstead import teacher, usernames
+from hubstead.classroom import teacher
+from hubstead.core import usernames
 
 
 class Form(teacher.TeacherHandler):

@@ -8,7 +8,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from hubstead import config, paths, tls
+from hubstead import config
+from hubstead.core import paths
+from hubstead.machine import tls
+from hubstead.machine.tls import certificates, letsencrypt, manual, rules, selfsigned
 
 
 @pytest.fixture(autouse=True)
@@ -18,9 +21,9 @@ def state(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "HTTP_RULES_FILE", tmp_path / "rules" / "http.toml")
     monkeypatch.setattr(paths, "SERVED_TLS_DIR", tmp_path / "served")
     (tmp_path / "served").mkdir()
-    monkeypatch.setattr(tls, "SELFSIGNED_CERT", tmp_path / "tls" / "selfsigned.crt")
-    monkeypatch.setattr(tls, "SELFSIGNED_KEY", tmp_path / "tls" / "selfsigned.key")
-    monkeypatch.setattr(tls, "public_hosts", lambda: ["192.0.2.10"])
+    monkeypatch.setattr(selfsigned, "SELFSIGNED_CERT", tmp_path / "tls" / "selfsigned.crt")
+    monkeypatch.setattr(selfsigned, "SELFSIGNED_KEY", tmp_path / "tls" / "selfsigned.key")
+    monkeypatch.setattr(selfsigned, "public_hosts", lambda: ["192.0.2.10"])
     (tmp_path / "rules").mkdir()
     return tmp_path
 
@@ -41,35 +44,35 @@ def make_cert(tmp_path, name="hub.example.edu", days=30, key=None):
 
 
 def test_selfsigned_has_the_names_and_a_private_key():
-    names = tls.selfsigned_names(config.validate({"https": {"hostnames": ["hub.example.edu"]}}))
+    names = selfsigned.selfsigned_names(config.validate({"https": {"hostnames": ["hub.example.edu"]}}))
     assert names == ["hub.example.edu", "192.0.2.10", "localhost", "127.0.0.1"]
-    assert tls.ensure_selfsigned(names) is True
-    cert = x509.load_pem_x509_certificate(tls.SELFSIGNED_CERT.read_bytes())
-    assert sorted(tls._cert_names(cert)) == sorted(names)
-    assert stat.S_IMODE(tls.SELFSIGNED_KEY.stat().st_mode) == 0o600
+    assert selfsigned.ensure_selfsigned(names) is True
+    cert = x509.load_pem_x509_certificate(selfsigned.SELFSIGNED_CERT.read_bytes())
+    assert sorted(certificates.cert_names(cert)) == sorted(names)
+    assert stat.S_IMODE(selfsigned.SELFSIGNED_KEY.stat().st_mode) == 0o600
     assert isinstance(cert.public_key(), ec.EllipticCurvePublicKey) and cert.public_key().key_size >= 256
 
 
 def test_selfsigned_is_kept_until_the_names_change():
-    assert tls.ensure_selfsigned(["a.example.edu", "127.0.0.1"]) is True
-    assert tls.ensure_selfsigned(["127.0.0.1", "a.example.edu"]) is False
-    assert tls.ensure_selfsigned(["b.example.edu", "127.0.0.1"]) is True
+    assert selfsigned.ensure_selfsigned(["a.example.edu", "127.0.0.1"]) is True
+    assert selfsigned.ensure_selfsigned(["127.0.0.1", "a.example.edu"]) is False
+    assert selfsigned.ensure_selfsigned(["b.example.edu", "127.0.0.1"]) is True
 
 
 def test_manual_certificate_that_matches_is_accepted(tmp_path):
-    tls.check_manual(*make_cert(tmp_path))
+    manual.check_manual(*make_cert(tmp_path))
 
 
 def test_manual_key_that_does_not_match_is_refused(tmp_path):
     cert, _ = make_cert(tmp_path, "a.example.edu")
     _, other_key = make_cert(tmp_path, "b.example.edu")
-    with pytest.raises(tls.TLSError, match="does not belong to the certificate"):
-        tls.check_manual(cert, other_key)
+    with pytest.raises(certificates.TLSError, match="does not belong to the certificate"):
+        manual.check_manual(cert, other_key)
 
 
 def test_manual_expired_certificate_is_refused(tmp_path):
-    with pytest.raises(tls.TLSError, match="expired on"):
-        tls.check_manual(*make_cert(tmp_path, days=-1))
+    with pytest.raises(certificates.TLSError, match="expired on"):
+        manual.check_manual(*make_cert(tmp_path, days=-1))
 
 
 @pytest.mark.parametrize("cert, key, message", [
@@ -77,21 +80,21 @@ def test_manual_expired_certificate_is_refused(tmp_path):
     ("/etc/nonexistent/c.pem", "/etc/nonexistent/k.pem", "/etc/nonexistent/c.pem does not exist"),
 ])
 def test_manual_paths_are_checked(cert, key, message):
-    with pytest.raises(tls.TLSError, match=message):
-        tls.check_manual(cert, key)
+    with pytest.raises(certificates.TLSError, match=message):
+        manual.check_manual(cert, key)
 
 
 def test_http_rules_route_acme_and_redirect():
-    tls.write_http_rules(acme=True, redirect=True, https_port=8443)
+    rules.write_http_rules(acme=True, redirect=True, https_port=8443)
     text = paths.HTTP_RULES_FILE.read_text()
     assert f'url = "http://127.0.0.1:{paths.ACME_CHALLENGE_PORT}"' in text
     assert "PathPrefix(`/.well-known/acme-challenge/`)" in text
     assert 'scheme = "https"' in text and 'port = "8443"' in text
-    tls.write_http_rules(acme=False, redirect=True, https_port=443)
+    rules.write_http_rules(acme=False, redirect=True, https_port=443)
     text = paths.HTTP_RULES_FILE.read_text()
     assert f":{paths.ACME_CHALLENGE_PORT}" not in text and "[http.routers.acme-challenge]" not in text
     assert "port =" not in text
-    tls.write_http_rules(acme=False, redirect=False, https_port=443)
+    rules.write_http_rules(acme=False, redirect=False, https_port=443)
     assert not paths.HTTP_RULES_FILE.exists()
 
 
@@ -99,7 +102,7 @@ def test_traefik_serves_copies_its_group_may_read_and_only_the_current_ones(tmp_
     # traefik runs as its own user: it can't read root's 0600 key, so it gets a 0640
     # copy (the directory's setgid gives it traefik's group).
     first = make_cert(tmp_path, "a.example.edu")
-    tls.serve(*map(Path, first))
+    rules.serve(*map(Path, first))
     text = paths.TLS_RULES_FILE.read_text()
     served = sorted(paths.SERVED_TLS_DIR.iterdir())
     assert [p.suffix for p in served] == [".crt", ".key"]
@@ -109,22 +112,22 @@ def test_traefik_serves_copies_its_group_may_read_and_only_the_current_ones(tmp_
     assert 'minVersion = "VersionTLS12"' in text
     # A renewed certificate gets new names, so tls.toml changes and traefik loads it;
     # the old copies are gone.
-    tls.serve(*map(Path, make_cert(tmp_path, "a.example.edu", days=90)))
+    rules.serve(*map(Path, make_cert(tmp_path, "a.example.edu", days=90)))
     assert paths.TLS_RULES_FILE.read_text() != text
     assert not set(served) & set(paths.SERVED_TLS_DIR.iterdir())
     assert len(list(paths.SERVED_TLS_DIR.iterdir())) == 2
 
 
 def test_letsencrypt_needs_email_and_domains():
-    with pytest.raises(tls.TLSError, match="needs https.letsencrypt.email"):
-        tls.check_letsencrypt_settings({"email": None, "domains": ["hub.example.edu"]})
-    with pytest.raises(tls.TLSError, match="needs https.letsencrypt.domains"):
-        tls.check_letsencrypt_settings({"email": "a@example.edu", "domains": []})
+    with pytest.raises(certificates.TLSError, match="needs https.letsencrypt.email"):
+        letsencrypt.check_letsencrypt_settings({"email": None, "domains": ["hub.example.edu"]})
+    with pytest.raises(certificates.TLSError, match="needs https.letsencrypt.domains"):
+        letsencrypt.check_letsencrypt_settings({"email": "a@example.edu", "domains": []})
 
 
 def test_preflight_explains_a_name_that_does_not_resolve():
-    with pytest.raises(tls.TLSError) as e:
-        tls.preflight(["no-such-host.invalid"], http_port=tls.paths.ACME_CHALLENGE_PORT)
+    with pytest.raises(certificates.TLSError) as e:
+        letsencrypt.preflight(["no-such-host.invalid"], http_port=paths.ACME_CHALLENGE_PORT)
     message = str(e.value)
     assert "nothing was asked of the ACME server" in message
     assert "no-such-host.invalid does not resolve" in message and "add a DNS A record" in message
@@ -132,21 +135,21 @@ def test_preflight_explains_a_name_that_does_not_resolve():
 
 def test_preflight_passes_when_the_name_reaches_the_challenge_port():
     # Straight to the probe responder (no proxy in between): what traefik's route gives.
-    tls.preflight(["localhost"], http_port=tls.paths.ACME_CHALLENGE_PORT)
+    letsencrypt.preflight(["localhost"], http_port=paths.ACME_CHALLENGE_PORT)
 
 
 def test_acme_server_choice():
     le = {"server": None, "staging": False}
-    assert tls.acme_server(le) == "https://acme-v02.api.letsencrypt.org/directory"
-    assert "staging" in tls.acme_server({**le, "staging": True})
-    assert tls.acme_server({**le, "server": "https://localhost:14000/dir"}) == "https://localhost:14000/dir"
+    assert letsencrypt.acme_server(le) == "https://acme-v02.api.letsencrypt.org/directory"
+    assert "staging" in letsencrypt.acme_server({**le, "staging": True})
+    assert letsencrypt.acme_server({**le, "server": "https://localhost:14000/dir"}) == "https://localhost:14000/dir"
 
 
 def test_preflight_can_be_turned_off_where_the_machine_cannot_reach_itself(monkeypatch):
     calls = []
-    monkeypatch.setattr(tls, "preflight", lambda *a: calls.append("preflight"))
-    monkeypatch.setattr(tls, "obtain", lambda le: calls.append("obtain"))
-    monkeypatch.setattr(tls, "needs_certificate", lambda le: True)
+    monkeypatch.setattr(letsencrypt, "preflight", lambda *a: calls.append("preflight"))
+    monkeypatch.setattr(letsencrypt, "obtain", lambda le: calls.append("obtain"))
+    monkeypatch.setattr(letsencrypt, "needs_certificate", lambda le: True)
     base = {"mode": "letsencrypt", "letsencrypt": {"email": "a@example.edu", "domains": ["hub.example.edu"]}}
     tls.prepare(config.validate({"https": base}))
     assert calls == ["preflight", "obtain"]

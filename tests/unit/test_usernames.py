@@ -1,7 +1,9 @@
 import pytest
 from traitlets.config import Config
 
-from hubstead import config, hub_config, usernames
+from hubstead import config
+from hubstead.core import usernames
+from hubstead.hub import settings as hub_settings
 
 VALID = [("student1", "student1"), ("  Alice ", "alice"), ("a.b_c-d", "a.b_c-d"), ("0day", "0day"),
          ("x" * 64, "x" * 64)]
@@ -43,7 +45,7 @@ def test_long_names_are_hashed_to_32_stable_and_distinct():
 def test_the_hub_refuses_the_names_the_cli_refuses(name):
     # A name added from JupyterHub's admin page or API must get the same verdict (the CLI
     # and the teacher's page strip and lowercase before the hub sees a name).
-    out = hub_config.jupyterhub_settings(config.validate({}), {"traefik_api_password": "p", "cli_api_token": "t"})
+    out = hub_settings.jupyterhub_settings(config.validate({}), {"traefik_api_password": "p", "cli_api_token": "t"})
     authenticator = out["JupyterHub"]["authenticator_class"](config=Config({"Authenticator": out["Authenticator"]}))
     try:
         usernames.validate(name)

@@ -1,0 +1,253 @@
+"""The teacher's page: a JupyterHub service (/services/teacher/) for hub admins.
+
+What JupyterHub's own admin page lacks: adding a class from a pasted list or a CSV with
+initial passwords (shown once, offered as a CSV download, never stored in clear or
+logged), password resets and unlocks, removing users (the removal policy follows),
+group limits, and each user's Unix account, server, memory and last activity.
+
+It runs as root under the hub (a managed service), because it manages passwords and
+accounts; it acts on the hub through the REST API with its own admin token.
+"""
+
+import asyncio
+import base64
+import os
+from pathlib import Path
+
+import jinja2
+from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
+from jupyterhub.utils import url_path_join
+from tornado import ioloop, web
+from tornado.log import app_log
+
+from hubstead import config
+from hubstead.classroom import enrol, roster
+from hubstead.core import paths, unixusers, usernames
+from hubstead.core.errors import HubsteadError
+from hubstead.core.passwords import PasswordStore, generate
+from hubstead.core.systemd import unit_memory
+from hubstead.hub import hubapi
+
+TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
+    autoescape=True,
+)
+MAX_UPLOAD = 1 << 20  # a class list, not a data set
+# What users.removal does, in words for the page.
+HOME_FATE = {"archive": "archived to /var/lib/hubstead/archive", "delete": "deleted", "keep": "kept"}
+ACCOUNT_FATE = {"lock": "locked", "delete": "deleted"}
+
+
+def _size(value: float | None) -> str:
+    if value is None:
+        return "–"
+    for unit in ("B", "KiB", "MiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} GiB"
+
+
+def account_state(hub_name: str, locked: set[str] | None = None) -> str:
+    """active, locked or missing; ``locked``: unixusers.locked_accounts(), read once for many."""
+    unix_name = usernames.unix_name(hub_name)
+    if not unixusers.exists(unix_name):
+        return "missing"
+    return "locked" if unix_name in (unixusers.locked_accounts() if locked is None else locked) else "active"
+
+
+class TeacherHandler(HubOAuthenticated, web.RequestHandler):
+    def initialize(self, api: hubapi.HubAPI):
+        self.api = api
+        self.store = PasswordStore()
+
+    def get_current_user(self):
+        # The hub lets only teachers and admins through (the teacher role's
+        # access:services); checked again here, against the config the hub runs with.
+        user = super().get_current_user()
+        if user and not (user.get("admin") or user["name"] in config.load()["users"]["admin"]):
+            raise web.HTTPError(403, "The teacher's page is for teachers (users.admin).")
+        return user
+
+    def write_error(self, status_code, **kwargs):
+        # An expected error (a bad name, a short password) is the form's: a 400 with its
+        # one line, as is an HTTPError's message; anything else is a bug: tornado's 500.
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(error, HubsteadError):
+            self.set_status(400)
+        message = str(error) if isinstance(error, HubsteadError) else getattr(error, "log_message", None)
+        if not message:
+            return super().write_error(status_code, **kwargs)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(message)
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, HubsteadError):  # not a bug: no traceback
+            app_log.warning("%s %s: 400: %s", self.request.method, self.request.path, value)
+        else:
+            super().log_exception(typ, value, tb)
+
+    @property
+    def actor(self) -> str:
+        """The teacher acting, for the audit trail."""
+        return self.current_user["name"]
+
+    def student_name(self) -> str:
+        """The valid user name the form acts on; never a sysadmin's (403)."""
+        try:
+            return enrol.target(self.get_body_argument("name"), self.sysadmins())
+        except enrol.Refused as e:
+            raise web.HTTPError(403, str(e)) from None
+
+    def group_name(self, required: bool) -> str | None:
+        """The form's group, valid (InvalidGroupName saying what is allowed), or None."""
+        value = self.get_body_argument("group", "").strip()
+        if not value and not required:
+            return None
+        return usernames.validate_group(value)
+
+    def sysadmins(self) -> frozenset[str]:
+        return frozenset(config.load()["users"]["sudoers"])
+
+    def render_page(self, template: str, **values) -> None:
+        # Pages show initial and reset passwords: never kept in a browser's or proxy's cache.
+        self.set_header("Cache-Control", "no-store")
+        effective = config.load()
+        self.finish(TEMPLATES.get_template(template).render(
+            prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/"),
+            hub_prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/",
+            xsrf_form_html=self.xsrf_form_html(), user=self.current_user,
+            own_passwords=effective["auth"]["type"] == "hubstead", **values))
+
+    def groups_of(self) -> list[dict]:
+        return sorted(self.api.request("GET", "/groups?limit=10000"), key=lambda g: g["name"])
+
+
+class Dashboard(TeacherHandler):
+    def _rows(self) -> list[dict]:
+        accounts, locked = self.store.accounts(), unixusers.locked_accounts()
+        rows = []
+        for user in sorted(self.api.users(), key=lambda u: u["name"]):
+            server = user.get("servers", {}).get("")
+            running = bool(server and server.get("ready") and not server.get("stopped"))
+            account = accounts.get(user["name"])
+            unix_name = usernames.unix_name(user["name"])
+            rows.append({
+                "name": user["name"],
+                "admin": user.get("admin"),
+                "groups": ", ".join(user.get("groups", [])),
+                "account": account_state(user["name"], locked),
+                "server": "running" if running else ("starting" if server and server.get("pending") else "stopped"),
+                "memory": _size(unit_memory(f"{unix_name}.service", paths.USERS_SLICE)) if running else "–",
+                "last_activity": (user.get("last_activity") or "never")[:19].replace("T", " "),
+                "login": "locked" if account and account.locked else
+                         ("must change password" if account and account.must_change else
+                          ("ok" if account else "no password")),
+            })
+        return rows
+
+    @web.authenticated
+    async def get(self):
+        # Off the event loop: a class is a hundred accounts, units and password entries.
+        rows = await asyncio.to_thread(self._rows)
+        removal = config.load()["users"]["removal"]
+        groups = await asyncio.to_thread(self.groups_of)
+        self.render_page("dashboard.html", users=rows, groups=groups,
+                         home_fate=HOME_FATE[removal["home"]], account_fate=ACCOUNT_FATE[removal["account"]])
+
+
+class AddUsers(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        parts = [self.get_body_argument("names", "")]
+        upload = self.request.files.get("csv")
+        if upload:
+            if len(upload[0]["body"]) > MAX_UPLOAD:
+                raise web.HTTPError(413, "The CSV is larger than 1 MiB.")
+            parts.append(upload[0]["body"].decode("utf-8-sig", errors="replace"))
+        # Line numbers in the report count from the start of what was given.
+        text = "\n".join(p for p in parts if p.strip())
+        default_group = self.group_name(required=False)
+        outcomes, issued = await asyncio.to_thread(
+            enrol.enrol, self.api, self.store, roster.parse(text), default_group, self.sysadmins(), self.actor)
+        csv_text = roster.passwords_csv(issued) if issued else ""
+        self.render_page("added.html", outcomes=outcomes, issued=sorted(issued.items()),
+                         csv_data=base64.b64encode(csv_text.encode()).decode())
+
+
+class ResetPassword(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        name = self.student_name()
+        typed = self.get_body_argument("password", "").strip()
+        must_change = self.get_body_argument("must_change", "") == "on"
+        password = typed or generate()
+        await asyncio.to_thread(enrol.reset_password, self.api, self.store, name, password, must_change, self.actor)
+        self.render_page("reset.html", name=name, password=password, must_change=must_change)
+
+
+class Unlock(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        name = self.student_name()
+        await asyncio.to_thread(enrol.unlock, self.store, name, self.actor)
+        self.redirect(self.settings["prefix"])
+
+
+class RemoveUser(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        name = self.student_name()
+        if name == self.current_user["name"]:
+            raise web.HTTPError(400, "You can't remove yourself.")
+        await asyncio.to_thread(enrol.remove, self.api, name, self.actor)
+        unix_name = usernames.unix_name(name)
+        archives = sorted(paths.ARCHIVE_DIR.glob(f"{unix_name}-*.tar.gz")) if paths.ARCHIVE_DIR.exists() else []
+        self.render_page("removed.html", name=name, account=account_state(name),
+                         archive=str(archives[-1]) if archives else None)
+
+
+class GroupLimits(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        group = self.group_name(required=True)
+        memory = self.get_body_argument("memory", "").strip().upper() or None
+        cpu = self.get_body_argument("cpu", "").strip() or None
+        try:
+            config.validate({"limits": {"groups": {group: {"memory": memory, "cpu": float(cpu) if cpu else None}}}})
+        except (config.ConfigError, ValueError) as e:
+            raise web.HTTPError(400, f"{e}".replace("limits.groups.", "group ")) from None
+        properties = {k: v for k, v in (("memory", memory), ("cpu", float(cpu) if cpu else None)) if v is not None}
+        await asyncio.to_thread(self._set_limits, group, properties)
+        self.redirect(self.settings["prefix"])
+
+    def _set_limits(self, group: str, properties: dict) -> None:
+        enrol.ensure_group(self.api, group)
+        self.api.request("PUT", f"/groups/{group}/properties", properties)
+
+
+def make_app() -> web.Application:
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/")
+    api = hubapi.HubAPI(url=os.environ["JUPYTERHUB_API_URL"], token=os.environ["JUPYTERHUB_API_TOKEN"])
+    handlers = [
+        ("", Dashboard), ("add", AddUsers), ("reset", ResetPassword), ("unlock", Unlock),
+        ("remove", RemoveUser), ("groups", GroupLimits),
+    ]
+    return web.Application(
+        [(url_path_join(prefix, path), cls, {"api": api}) for path, cls in handlers]
+        + [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
+        cookie_secret=os.urandom(32),
+        xsrf_cookies=True,
+        prefix=prefix,
+    )
+
+
+def main() -> None:
+    url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{paths.TEACHER_PORT}")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    make_app().listen(port, address="127.0.0.1")
+    ioloop.IOLoop.current().start()
+
+
+if __name__ == "__main__":
+    main()

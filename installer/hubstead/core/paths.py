@@ -1,0 +1,83 @@
+"""Where everything lives on the machine (FHS layout; see DESIGN.md), and what it is
+called: the one source of these names, ports and paths. The roles get them as variables
+from hubstead.converge.role_variables.
+
+The bottom of the dependency graph: no Hubstead imports here.
+"""
+
+from pathlib import Path
+
+PREFIX = Path("/opt/hubstead")
+HUB_ENV = PREFIX / "hub"
+USER_ENV = PREFIX / "user"
+
+CONFIG_DIR = Path("/etc/hubstead")
+CONFIG_FILE = CONFIG_DIR / "config.yaml"
+CONFIG_LOCK = CONFIG_DIR / ".config.lock"
+JUPYTERHUB_CONFIG = CONFIG_DIR / "jupyterhub_config.py"
+JUPYTERHUB_CONFIG_D = CONFIG_DIR / "jupyterhub_config.d"
+TRAEFIK_CONFIG = CONFIG_DIR / "traefik.toml"
+
+STATE_DIR = Path("/var/lib/hubstead")
+ARCHIVE_DIR = STATE_DIR / "archive"  # homes of removed users, as tarballs
+# Course material: teachers (hub admins) write, students read; linked into every home.
+SHARED_DIR = Path("/srv/hubstead/shared")
+# The proxy runs as its own system user (and group) with CAP_NET_BIND_SERVICE only: of
+# Hubstead's files it can read what is in PROXY_DIR (root-owned, setgid to its group,
+# files PROXY_FILE_MODE) and nothing else.
+PROXY_USER = "hubstead-proxy"
+PROXY_DIR = Path("/var/lib/hubstead-proxy")
+PROXY_FILE_MODE = 0o640
+RULES_DIR = PROXY_DIR / "rules"
+SERVED_TLS_DIR = PROXY_DIR / "tls"  # copies of the certificate and key traefik serves
+HUB_ROUTES_FILE = RULES_DIR / "rules.toml"  # the hub's routes (written by the hub)
+TLS_RULES_FILE = RULES_DIR / "tls.toml"  # certificates, TLS options, HSTS (hubstead.tls)
+HTTP_RULES_FILE = RULES_DIR / "http.toml"  # ACME challenge route, HTTP->HTTPS redirect
+TLS_DIR = STATE_DIR / "tls"  # self-signed key and certificate (root's; served as copies)
+LETSENCRYPT_DIR = STATE_DIR / "letsencrypt"
+LETSENCRYPT_CONFIG_DIR = LETSENCRYPT_DIR / "config"  # certbot's --config-dir (accounts, lineages)
+LETSENCRYPT_WORK_DIR = LETSENCRYPT_DIR / "work"
+LETSENCRYPT_LOGS_DIR = LETSENCRYPT_DIR / "logs"
+PASSWORD_STORE = STATE_DIR / "passwords.json"
+TRAEFIK_API_SECRET = STATE_DIR / "traefik-api.secret"
+CLI_API_TOKEN = STATE_DIR / "cli-api.token"
+COOKIE_SECRET = STATE_DIR / "jupyterhub_cookie_secret"
+HUB_DB = STATE_DIR / "jupyterhub.sqlite"
+ANSIBLE_RUNS = STATE_DIR / "ansible"
+APPLIED_CONFIG = STATE_DIR / "applied-config.json"
+HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
+
+# The schemes' own ports: URLs leave them out.
+HTTP_PORT = 80
+HTTPS_PORT = 443
+
+# Loopback ports of the hub, its services and the proxy API (never on a public address).
+# All below 1024: only root may bind them, so a student's process can never take one
+# while its owner restarts (and receive the logins, tokens or ACME challenges sent there).
+HUB_PORT = 881
+TEACHER_PORT = 882
+TRAEFIK_API_PORT = 883
+ACME_CHALLENGE_PORT = 884  # certbot's standalone server, behind traefik's challenge route
+
+# systemd units Hubstead installs (the roles write them; commands restart them).
+HUB_UNIT = "jupyterhub.service"
+PROXY_UNIT = "traefik.service"
+CERTBOT_SERVICE = "hubstead-certbot.service"  # Let's Encrypt renewal, run by its timer
+CERTBOT_TIMER = "hubstead-certbot.timer"
+
+# Unix groups: every hub user's account; the users in users.sudoers; hub admins, who
+# write the course folder (the spawner syncs the last two at each start).
+USERS_GROUP = "jupyterhub-users"
+SUDOERS_GROUP = "hubstead-sudoers"
+TEACHERS_GROUP = "hubstead-teachers"
+
+# Every user's server runs in this slice, whose memory cap keeps room for the hub. (A
+# dash in a slice's name would nest it in another slice.)
+USERS_SLICE = "jupyter.slice"
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+# Roles (with their templates) and the templates of files Hubstead writes itself ship
+# inside the wheel (pyproject force-include).
+DATA_DIR = Path(__file__).resolve().parents[1] / "_data"
+ROLES_DIR = DATA_DIR / "roles"
+TEMPLATES_DIR = DATA_DIR / "templates"

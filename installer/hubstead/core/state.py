@@ -1,0 +1,34 @@
+"""What the machine was last set up with: the one writer and reader of the applied
+config (what the roles last converged, which the hub follows for the proxy's sections)
+and of the digest of the settings the running hub started with."""
+
+import hashlib
+import json
+
+from hubstead import __version__
+from hubstead.core import paths
+from hubstead.core.files import write_atomic
+
+
+def hub_config_digest(effective: dict) -> str:
+    """Changes whenever the hub must restart to run with new settings or code."""
+    blob = json.dumps({"config": effective, "hubstead": __version__}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def load_applied() -> dict | None:
+    """The effective config the machine was last converged with (None: never)."""
+    try:
+        return json.loads(paths.APPLIED_CONFIG.read_text())
+    except FileNotFoundError:
+        return None
+
+
+def save_applied(effective: dict) -> None:
+    write_atomic(paths.APPLIED_CONFIG, json.dumps(effective, indent=1, sort_keys=True) + "\n")
+
+
+def write_hub_digest(effective: dict) -> None:
+    """Record that the hub runs with ``effective`` (after a converge or a restart): the hub
+    role restarts the hub only when the digest it is given differs from this one."""
+    write_atomic(paths.HUB_CONFIG_DIGEST, hub_config_digest(effective) + "\n")

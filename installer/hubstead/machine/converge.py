@@ -1,0 +1,205 @@
+"""Run the roles with ansible-runner over a local connection.
+
+Each run gets a fresh private data dir (runner's ``env/`` files are sticky across
+runs), 0700 under the state dir; the last few are kept for debugging. No secret is
+ever passed to ansible: secrets are made and read by Python (hubstead.secrets).
+"""
+
+import difflib
+import importlib.metadata
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from hubstead import config
+from hubstead.config.schema import ROLES
+from hubstead.core import paths, state
+from hubstead.core.errors import HubsteadError
+
+KEEP_RUNS = 5
+
+
+class ConvergeError(HubsteadError, RuntimeError):
+    """A role failed; the message names the task and what it said."""
+
+
+@dataclass
+class Result:
+    changed: int = 0
+    ok: int = 0
+    changed_tasks: list = field(default_factory=list)
+    # In check mode: unified diffs of the files that would change.
+    diffs: list = field(default_factory=list)
+
+
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose effective value differs between two configs."""
+    old_flat, new_flat = config.flat(old), config.flat(new)
+    return sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
+
+
+def hub_requirement(name: str) -> str:
+    """Hubstead's own requirement on ``name``, name and version range as installed."""
+    [spec] = [r for r in importlib.metadata.requires("hubstead") or ()
+              if re.split(r"[<>=!~;\s]", r, maxsplit=1)[0] == name]
+    return spec
+
+
+def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
+    """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
+
+    Each role's variables carry its prefix (``hubstead_<role>_``) and are documented in
+    its defaults/main.yml; a fact two roles need goes to each."""
+    env, https = effective["user_environment"], effective["https"]
+    variables = {
+        "hubstead_base_prefix": str(paths.PREFIX),
+        "hubstead_base_hub_env": str(hub_env),
+        "hubstead_base_config_dir": str(paths.CONFIG_DIR),
+        "hubstead_base_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
+        "hubstead_base_state_dir": str(paths.STATE_DIR),
+        "hubstead_base_proxy_user": paths.PROXY_USER,
+        "hubstead_base_proxy_dir": str(paths.PROXY_DIR),
+        "hubstead_base_rules_dir": str(paths.RULES_DIR),
+        "hubstead_base_served_tls_dir": str(paths.SERVED_TLS_DIR),
+        "hubstead_base_shared_dir": str(paths.SHARED_DIR),
+        "hubstead_base_users_slice": paths.USERS_SLICE,
+        "hubstead_base_users_group": paths.USERS_GROUP,
+        "hubstead_base_sudoers_group": paths.SUDOERS_GROUP,
+        "hubstead_base_teachers_group": paths.TEACHERS_GROUP,
+
+        "hubstead_user_env_dir": str(paths.USER_ENV),
+        "hubstead_user_env_hub_env": str(hub_env),
+        # User servers talk to the hub: the same JupyterHub major version.
+        "hubstead_user_env_jupyterhub": hub_requirement("jupyterhub"),
+        "hubstead_user_env_manager": env["manager"],
+        "hubstead_user_env_pip_packages": env["pip_packages"],
+        "hubstead_user_env_conda_packages": env["conda_packages"],
+
+        "hubstead_proxy_hub_env": str(hub_env),
+        "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),
+        "hubstead_proxy_rules_dir": str(paths.RULES_DIR),
+        "hubstead_proxy_user": paths.PROXY_USER,
+        "hubstead_proxy_api_port": paths.TRAEFIK_API_PORT,
+        "hubstead_proxy_unit": paths.PROXY_UNIT,
+        "hubstead_proxy_certbot_service": paths.CERTBOT_SERVICE,
+        "hubstead_proxy_certbot_timer": paths.CERTBOT_TIMER,
+        "hubstead_proxy_letsencrypt_config_dir": str(paths.LETSENCRYPT_CONFIG_DIR),
+        "hubstead_proxy_letsencrypt_work_dir": str(paths.LETSENCRYPT_WORK_DIR),
+        "hubstead_proxy_letsencrypt_logs_dir": str(paths.LETSENCRYPT_LOGS_DIR),
+        "hubstead_proxy_http_address": effective["http"]["address"] or "",
+        "hubstead_proxy_http_port": effective["http"]["port"],
+        "hubstead_proxy_https_mode": https["mode"],
+        "hubstead_proxy_https_address": https["address"] or "",
+        "hubstead_proxy_https_port": https["port"],
+        # HSTS pins browsers to HTTPS for a year: only with a certificate they trust.
+        "hubstead_proxy_https_hsts": https["hsts"] and https["mode"] in ("manual", "letsencrypt"),
+        "hubstead_proxy_letsencrypt": https["mode"] == "letsencrypt",
+
+        "hubstead_hub_env": str(hub_env),
+        "hubstead_hub_state_dir": str(paths.STATE_DIR),
+        "hubstead_hub_config_file": str(paths.CONFIG_FILE),
+        "hubstead_hub_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),
+        "hubstead_hub_jupyterhub_config_d": str(paths.JUPYTERHUB_CONFIG_D),
+        "hubstead_hub_unit": paths.HUB_UNIT,
+        "hubstead_hub_proxy_unit": paths.PROXY_UNIT,
+        "hubstead_hub_config_digest": state.hub_config_digest(effective),
+        "hubstead_hub_config_digest_file": str(paths.HUB_CONFIG_DIGEST),
+    }
+    if env["manager"] == "conda":
+        url, sha256 = config.conda_installer(effective, platform.machine())
+        variables["hubstead_user_env_conda_installer_url"] = url
+        variables["hubstead_user_env_conda_installer_sha256"] = sha256
+    return variables
+
+
+def _failure_message(event: dict) -> str:
+    data = event.get("event_data", {})
+    res = data.get("res", {})
+    output = res.get("stderr") or res.get("stdout")
+    if res.get("msg") == "non-zero return code" and output:
+        detail = f"non-zero return code ({res.get('rc')}): {output}"
+    else:
+        detail = res.get("msg") or output or "no message"
+    return f"{data.get('role', '?')}: {data.get('task', '?')}: {str(detail).strip()[-2000:]}"
+
+
+def _new_private_dir(runs_dir: Path) -> Path:
+    runs_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    old = sorted(runs_dir.iterdir(), key=lambda p: p.stat().st_mtime)
+    for stale in old[: max(0, len(old) - KEEP_RUNS + 1)]:
+        shutil.rmtree(stale, ignore_errors=True)
+    return Path(tempfile.mkdtemp(prefix="run-", dir=runs_dir))  # mkdtemp makes it 0700
+
+
+def _unified(diff: dict) -> str:
+    before, after = diff.get("before", ""), diff.get("after", "")
+    if not isinstance(before, str) or not isinstance(after, str):
+        return ""
+    return "".join(difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True),
+        diff.get("before_header", "before"), diff.get("after_header", "after")))
+
+
+def run(variables: dict, roles=ROLES, on_task=None, check: bool = False,
+        runs_dir: Path = paths.ANSIBLE_RUNS, roles_dir: Path = paths.ROLES_DIR) -> Result:
+    """Converge the given roles; ``on_task(role, task_name)`` is called as tasks start.
+
+    ``check``: change nothing, report what would change (ansible's check and diff mode).
+    """
+    import ansible_runner  # 0.1 s import; only commands that converge pay it
+
+    private = _new_private_dir(Path(runs_dir))
+    bin_dir = str(Path(sys.executable).parent)
+    result, failures = Result(), []
+
+    def handle(event):
+        kind, data = event.get("event"), event.get("event_data", {})
+        if kind == "playbook_on_task_start" and on_task:
+            on_task(data.get("role", ""), data.get("task", ""))
+        elif kind == "runner_on_ok":
+            result.ok += 1
+            res = data.get("res", {})
+            if res.get("changed"):
+                result.changed += 1
+                result.changed_tasks.append(f"{data.get('role')}: {data.get('task')}")
+                diffs = res.get("diff") or []
+                result.diffs.extend(filter(None, map(_unified, diffs if isinstance(diffs, list) else [diffs])))
+        elif kind == "runner_on_failed" and not data.get("ignore_errors"):
+            failures.append(_failure_message(event))
+        return False  # runner need not keep the event on disk
+
+    runner = ansible_runner.run(
+        private_data_dir=str(private),
+        project_dir=str(roles_dir),
+        playbook="site.yml",
+        inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
+        extravars=variables,
+        tags=",".join(roles),
+        cmdline="--check --diff" if check else None,
+        envvars={
+            # runner finds ansible-playbook through PATH, not through sys.executable.
+            "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/sbin:/usr/bin:/sbin:/bin')}",
+            "LANG": "C.UTF-8",
+            "LC_ALL": "C.UTF-8",
+            "ANSIBLE_ROLES_PATH": str(roles_dir),
+            "ANSIBLE_NOCOLOR": "1",
+            "ANSIBLE_RETRY_FILES_ENABLED": "0",
+            "ANSIBLE_LOCALHOST_WARNING": "0",
+            "ANSIBLE_INVENTORY_UNPARSED_WARNING": "0",
+        },
+        event_handler=handle,
+        quiet=True,
+    )
+    if failures or runner.status != "successful":
+        # Errors outside a task (e.g. a role file that does not parse) only reach stdout.
+        output_tail = runner.stdout.read().strip().splitlines()[-12:]
+        raise ConvergeError(failures[0] if failures else
+                            f"ansible run {runner.status} (rc={runner.rc}); artifacts in {private}:\n"
+                            + "\n".join(output_tail))
+    shutil.rmtree(private, ignore_errors=True)
+    return result
