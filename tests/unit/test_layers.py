@@ -3,6 +3,7 @@ inside a function). Above all, the hub never imports the machine's code (ansible
 the config model nothing of the hub's."""
 
 import ast
+import re
 from pathlib import Path
 
 import hubstead
@@ -56,3 +57,13 @@ def test_relative_imports_are_not_used():
     relative = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
                 if any(isinstance(n, ast.ImportFrom) and n.level for n in ast.walk(ast.parse(p.read_text())))]
     assert relative == []
+
+
+def test_the_architecture_page_names_every_module_in_its_layer():
+    page = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text()
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| [^|]+ \| (.+) \|$", page, re.M)}
+    assert set(rows) == set(MAY_IMPORT)
+    missing = [f"{layer}/{path.relative_to(PACKAGE / layer)}"
+               for layer in MAY_IMPORT for path in (PACKAGE / layer).rglob("*.py")
+               if path.stem != "__init__" and f"`{path.stem}`" not in rows[layer]]
+    assert missing == [], "describe them in docs/architecture.md"
