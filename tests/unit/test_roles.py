@@ -114,7 +114,8 @@ def test_ansible_lint_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_playbook_syntax_check_passes():
+@pytest.mark.parametrize("playbook", [converge.SITE_PLAYBOOK, converge.REMOVE_PLAYBOOK])
+def test_playbook_syntax_check_passes(playbook):
     result = _run(str(BIN / "ansible-playbook"), "--syntax-check", "-i", "localhost,",
-                  str(paths.ROLES_DIR / "site.yml"), ANSIBLE_ROLES_PATH=str(paths.ROLES_DIR))
+                  str(paths.ROLES_DIR / playbook), ANSIBLE_ROLES_PATH=str(paths.ROLES_DIR))
     assert result.returncode == 0, result.stdout + result.stderr

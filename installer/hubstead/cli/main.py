@@ -239,3 +239,30 @@ def cert_deploy():
     from hubstead.machine.tls import letsencrypt
 
     letsencrypt.deploy(letsencrypt.renewed_lineage_from_env())
+
+
+@main.command()
+@click.option("--purge", is_flag=True,
+              help="Also remove the students' accounts and homes, the course folder and the archives.")
+@click.option("--yes", is_flag=True, help="Don't ask before removing.")
+@root_only
+def uninstall(purge, yes):
+    """Remove Hubstead from this machine; students' accounts and homes stay unless --purge."""
+    from hubstead.machine import uninstall as removal
+
+    effective = config.load()  # before anything goes: a broken config stops here
+    kept = removal.kept_without_purge()
+    click.echo("Removes Hubstead: the hub, the proxy, the user servers, their units, both environments, "
+               "the settings and state, Hubstead's groups, sudo and sshd rules.")
+    for item in kept:
+        click.echo(f"  {'removed too (--purge)' if purge else 'kept'}: {item}")
+    if not yes:
+        click.confirm("Remove Hubstead now?", abort=True)
+    progress = Progress()
+    summary = removal.uninstall(effective, purge, on_task=progress)
+    progress.finish()
+    click.echo(f"Hubstead is removed ({summary.changed} changes"
+               + (f", {len(summary.removed_accounts)} student accounts deleted" if purge else "") + ").")
+    if summary.kept:
+        click.echo("Kept: " + "; ".join(summary.kept) + ". `hubstead uninstall --purge` would have removed them; "
+                   "a new install finds the accounts and homes again.")

@@ -83,6 +83,22 @@ def _check_owner(hub_name: str, unix_name: str) -> None:
                            + f", not to {hub_name!r}: choose another name")
 
 
+def hub_accounts() -> dict[str, str]:
+    """{hub user: Unix name} of every account Hubstead made (its comment says so)."""
+    return {entry.pw_gecos.removeprefix(OWNER_COMMENT_PREFIX): entry.pw_name
+            for entry in pwd.getpwall() if entry.pw_gecos.startswith(OWNER_COMMENT_PREFIX)}
+
+
+def _allow_scheduling(unix_name: str) -> None:
+    """Take a deleted account off the deny lists (a later account of that name is new)."""
+    with locked(paths.STATE_DIR / ".scheduler-deny.lock"):
+        for deny in (CRON_DENY, AT_DENY):
+            if deny.exists() and unix_name in deny.read_text().split():
+                kept = [line for line in deny.read_text().splitlines() if line.strip() != unix_name]
+                with open(deny, "w") as f:  # in place: keeps the file's owner and mode
+                    f.write("".join(line + "\n" for line in kept))
+
+
 def _deny_scheduling(unix_name: str) -> None:
     with locked(paths.STATE_DIR / ".scheduler-deny.lock"):  # spawns run this in parallel
         for deny in (CRON_DENY, AT_DENY):
@@ -147,6 +163,7 @@ def remove(hub_name: str, home_policy: str, account_policy: str) -> str | None:
             # A kept home would otherwise belong to whoever gets this UID next.
             _run("chown", "-R", "--no-dereference", "root:root", str(home))
         _run("userdel", unix_name)
+        _allow_scheduling(unix_name)
     else:
         # Expired accounts can't log in by any means (ssh keys, cron, su) until re-added.
         _run("usermod", "--expiredate", "1", unix_name)

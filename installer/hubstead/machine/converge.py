@@ -22,6 +22,8 @@ from hubstead.core import paths, state
 from hubstead.core.errors import HubsteadError
 
 KEEP_RUNS = 5
+SITE_PLAYBOOK = "site.yml"  # the roles, each tagged with its name
+REMOVE_PLAYBOOK = "remove.yml"  # each role's tasks/remove.yml
 
 
 class ConvergeError(HubsteadError, RuntimeError):
@@ -151,6 +153,17 @@ def run(variables: dict, roles=ROLES, on_task=None, check: bool = False,
 
     ``check``: change nothing, report what would change (ansible's check and diff mode).
     """
+    return _play(SITE_PLAYBOOK, variables, ",".join(roles), on_task, check, runs_dir, roles_dir)
+
+
+def remove(variables: dict, runs_dir: Path, on_task=None, roles_dir: Path = paths.ROLES_DIR) -> Result:
+    """Remove what the roles made (their tasks/remove.yml, in reverse order). ``runs_dir``
+    must lie outside the state directory, which goes with them."""
+    return _play(REMOVE_PLAYBOOK, variables, None, on_task, False, runs_dir, roles_dir)
+
+
+def _play(playbook: str, variables: dict, tags: str | None, on_task, check: bool,
+          runs_dir: Path, roles_dir: Path) -> Result:
     import ansible_runner  # 0.1 s import; only commands that converge pay it
 
     private = _new_private_dir(Path(runs_dir))
@@ -176,10 +189,10 @@ def run(variables: dict, roles=ROLES, on_task=None, check: bool = False,
     runner = ansible_runner.run(
         private_data_dir=str(private),
         project_dir=str(roles_dir),
-        playbook="site.yml",
+        playbook=playbook,
         inventory=f"localhost ansible_connection=local ansible_python_interpreter={sys.executable}",
         extravars=variables,
-        tags=",".join(roles),
+        tags=tags,
         cmdline="--check --diff" if check else None,
         envvars={
             # runner finds ansible-playbook through PATH, not through sys.executable.
