@@ -24,7 +24,9 @@ HUB_ENV = "/opt/hubstead/hub"
 DEFAULT_SPEC = "hubstead"
 MIN_DISK_GB = 4
 MIN_MEMORY_MB = 900
-SUPPORTED = {"debian": 12, "ubuntu": 22.04}
+SUPPORTED = {"debian": 12, "ubuntu": 24.04}
+# ansible-core, which runs the roles, needs it (Ubuntu 22.04's python3 is 3.10).
+MIN_PYTHON = (3, 11)
 ARCHITECTURES = ("x86_64", "aarch64")
 APT_PACKAGES = [
     "python3-venv",   # the hub venv, and the venv user environment
@@ -77,7 +79,14 @@ def check_os(release):
     except ValueError:
         ok = False
     if not ok:
-        raise HostError(f"unsupported system {distro} {version}: use Debian >= 12 or Ubuntu >= 22.04")
+        allowed = " or ".join(f"{name.capitalize()} >= {v:g}" for name, v in SUPPORTED.items())
+        raise HostError(f"unsupported system {distro} {version}: use {allowed}")
+
+
+def check_python(version_info=sys.version_info):
+    if tuple(version_info[:2]) < MIN_PYTHON:
+        found, needed = ".".join(map(str, version_info[:2])), ".".join(map(str, MIN_PYTHON))
+        raise HostError(f"python3 is {found} here: Hubstead needs {needed} or newer (Ansible runs its roles)")
 
 
 def check_root():
@@ -141,6 +150,7 @@ def check_ports():
 def check_host():
     check_root()
     check_os(os_release())
+    check_python()
     check_systemd()
     check_arch()
     check_resources()
