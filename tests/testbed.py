@@ -41,7 +41,7 @@ from pathlib import Path
 
 CACHE_DIR = Path(os.environ.get("HUBSTEAD_TESTBED_CACHE", "/var/cache/hubstead-testbed"))
 
-SUITE = "bookworm"
+SUITE = "bookworm"  # Debian 12; Testbed(suite="trixie") boots Debian 13
 PACKAGES = (
     "systemd", "systemd-sysv", "dbus", "libpam-systemd", "python3", "ca-certificates",
     "curl", "sudo", "iproute2", "procps", "less",
@@ -100,40 +100,40 @@ def _host_cas() -> list[Path]:
     return sorted(p for p in HOST_CA_DIR.rglob("*.crt") if p.is_file()) if HOST_CA_DIR.is_dir() else []
 
 
-def rootfs_tarball() -> Path:
+def rootfs_tarball(suite: str = SUITE) -> Path:
     """The cached rootfs tarball of a minimal Debian target; built on first use."""
     ensure_host_tools()
     main, security = _host_mirrors()
     sources = [
-        f"deb {main} {SUITE} main",
-        f"deb {main} {SUITE}-updates main",
-        f"deb {security} {SUITE}-security main",
+        f"deb {main} {suite} main",
+        f"deb {main} {suite}-updates main",
+        f"deb {security} {suite}-security main",
     ]
-    key = hashlib.sha256(f"{ROOTFS_FORMAT}\n{SUITE}\n{','.join(PACKAGES)}\n".encode())
+    key = hashlib.sha256(f"{ROOTFS_FORMAT}\n{suite}\n{','.join(PACKAGES)}\n".encode())
     key.update("\n".join(sources).encode())
     for ca in _host_cas():
         key.update(f"\n{ca.relative_to(HOST_CA_DIR)}\n".encode() + ca.read_bytes())
-    tarball = CACHE_DIR / f"{SUITE}-{key.hexdigest()[:16]}.tar.zst"
+    tarball = CACHE_DIR / f"{suite}-{key.hexdigest()[:16]}.tar.zst"
     if tarball.is_file():
         return tarball
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
     with open(CACHE_DIR / ".build.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another test run may be building the same tarball
         if not tarball.is_file():
-            _build_rootfs(sources, tarball)
+            _build_rootfs(suite, sources, tarball)
     return tarball
 
 
-def _build_rootfs(sources: list[str], tarball: Path) -> None:
+def _build_rootfs(suite: str, sources: list[str], tarball: Path) -> None:
     t0 = time.monotonic()
     tmp = Path(tempfile.mkdtemp(prefix="build.", dir=CACHE_DIR))
     root = tmp / "root"
     try:
         for attempt in (1, 2, 3):  # the mirror is remote: retry transient failures
             _rmtree(root)
-            _log(f"mmdebstrap {SUITE} minbase + {','.join(PACKAGES)} (attempt {attempt})")
+            _log(f"mmdebstrap {suite} minbase + {','.join(PACKAGES)} (attempt {attempt})")
             cmd = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}",
-                   SUITE, str(root), *sources]
+                   suite, str(root), *sources]
             if subprocess.run(cmd).returncode == 0:
                 break
             if attempt == 3:
@@ -252,8 +252,10 @@ class Testbed:
     __test__ = False  # not a pytest test class, despite the name
 
     def __init__(self, name: str = "hubstead-tb", binds_ro: dict[str, str] | None = None,
-                 binds_rw: dict[str, str] | None = None, work: Path = Path("/tmp/hubstead-testbed")):
+                 binds_rw: dict[str, str] | None = None, work: Path = Path("/tmp/hubstead-testbed"),
+                 suite: str = SUITE):
         self.name = name
+        self.suite = suite
         self.work = Path(work)
         self.dir = self.work / name
         self.binds_ro = _parse_binds(binds_ro)
@@ -287,7 +289,7 @@ class Testbed:
         if self._nspawn_pid() is not None:
             raise RuntimeError(f"testbed {self.name} is already up; call down() first")
         self.down()  # leftovers of a crashed earlier run: processes, cgroups, the old copy
-        tarball = rootfs_tarball()
+        tarball = rootfs_tarball(self.suite)
         t0 = time.monotonic()
         root = self.root()
         root.mkdir(parents=True)

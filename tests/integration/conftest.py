@@ -1,10 +1,11 @@
+import contextlib
 import time
 from pathlib import Path
 
 import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD
-from testbed import Testbed
+from testbed import SUITE, Testbed
 
 CHECKOUT = Path(__file__).resolve().parents[2]
 
@@ -39,10 +40,10 @@ class InstalledHub:
             time.sleep(0.3)
 
 
-@pytest.fixture(scope="module")
-def hub():
+@contextlib.contextmanager
+def installed_hub(name: str, suite: str = SUITE):
     """A freshly booted target with Hubstead installed by bootstrap.py from this checkout."""
-    tb = Testbed(name="hubstead-e2e", binds_ro={str(CHECKOUT): "/opt/src"})
+    tb = Testbed(name=name, binds_ro={str(CHECKOUT): "/opt/src"}, suite=suite)
     tb.up()
     try:
         installed = InstalledHub(tb, "")
@@ -50,3 +51,9 @@ def hub():
         yield installed
     finally:
         tb.down()
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with installed_hub("hubstead-e2e") as installed:
+        yield installed

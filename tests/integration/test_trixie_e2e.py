@@ -1,0 +1,28 @@
+"""Debian 13 (trixie), the current stable: the same install, login, server and kernel as
+on Debian 12, on a booted trixie target."""
+
+import pytest
+from conftest import installed_hub
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def trixie():
+    with installed_hub("hubstead-trixie", suite="trixie") as installed:
+        yield installed
+
+
+def test_debian_13_installs_and_a_student_computes(trixie):
+    assert "VERSION_CODENAME=trixie" in trixie.tb.run("cat", "/etc/os-release").stdout
+    assert "is running" in trixie.install_output
+    assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
+    trixie.tb.run("hubstead", "users", "add", "tess", "--password-stdin", input="tess-password-1\n")
+    tess = HubSession()
+    assert tess.login("tess", "tess-password-1").status_code == 302
+    tess.start_server("tess")
+    token = tess.token("tess")
+    wait_for_route("tess", token)
+    assert run_code("tess", token, "print(6 * 7)").strip() == "42"
+    assert trixie.unit_property("jupyter-tess", "User") == "jupyter-tess"
