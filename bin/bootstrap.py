@@ -21,6 +21,11 @@ import sys
 import tempfile
 
 HUB_ENV = "/opt/hubstead/hub"
+# On a re-run, the hub's environment as it was, beside itself: a failed upgrade goes back
+# to it (`hubstead install --previous-hub-env`).
+PREVIOUS_HUB_ENV = os.path.join(os.path.dirname(HUB_ENV), "previous-hub")
+# Must match hubstead.machine.upgrade.ROLLED_BACK: the upgrade failed and undid itself.
+ROLLED_BACK = 3
 DEFAULT_SPEC = "hubstead"
 MIN_DISK_GB = 4
 MIN_MEMORY_MB = 900
@@ -197,6 +202,23 @@ def ensure_hub_env():
     return python, uv if os.path.exists(uv) else None
 
 
+def set_hub_env_aside():
+    """On a re-run, copy the hub's environment aside before the new Hubstead goes in."""
+    if not os.path.exists(os.path.join(HUB_ENV, "bin", "hubstead")):
+        return None
+    if os.path.exists(PREVIOUS_HUB_ENV):  # left by an interrupted run: the current one is newer
+        shutil.rmtree(PREVIOUS_HUB_ENV)
+    run(["cp", "-a", "--reflink=auto", HUB_ENV, PREVIOUS_HUB_ENV])
+    return PREVIOUS_HUB_ENV
+
+
+def put_hub_env_back(previous, why):
+    if previous and os.path.exists(previous):
+        shutil.rmtree(HUB_ENV)
+        os.rename(previous, HUB_ENV)
+        say(f"{why}: the previous Hubstead is back in {HUB_ENV}")
+
+
 def install_spec(spec):
     """A directory is copied first: building in place would write into the checkout."""
     if not os.path.isdir(spec):
@@ -250,8 +272,10 @@ def open_terminal():
         return None
 
 
-def hand_over(args, passwords):
-    """exec `hubstead install`; admin passwords travel in the environment only."""
+def hand_over(args, passwords, previous=None):
+    """Run `hubstead install`; admin passwords travel in the environment only. On a
+    re-run it upgrades and can go back to ``previous``; if the new Hubstead does not even
+    get that far, the previous environment is put back here."""
     admins = []
     for spec in args.admin:
         admins += ["--admin", spec.partition(":")[0]]
@@ -260,7 +284,12 @@ def hand_over(args, passwords):
         argv += ["--user-env", args.user_env]
     env = dict(os.environ, LANG="C.UTF-8", PATH=f"{HUB_ENV}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}")
     env[ADMIN_PASSWORDS_ENV] = json.dumps(passwords)
-    os.execve(argv[0], argv, env)
+    if previous is None:  # a first install: nothing to go back to
+        return os.execve(argv[0], argv, env)
+    returncode = subprocess.run([*argv, "--previous-hub-env", previous], env=env).returncode
+    if returncode not in (0, ROLLED_BACK):
+        put_hub_env_back(previous, f"the new Hubstead stopped with exit code {returncode}")
+    return returncode
 
 
 def main(argv=None):
@@ -273,15 +302,18 @@ def main(argv=None):
     # Asked first, so nobody waits at the terminal through the installs.
     terminal = open_terminal()
     passwords = admin_passwords(args.admin, terminal)
+    previous = None
     try:
         ensure_apt_packages()
         python, uv = ensure_hub_env()
+        previous = set_hub_env_aside()
         install_hubstead(python, uv, args.spec)
     except subprocess.CalledProcessError as e:
         print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:3]))} … failed with exit code "
               f"{e.returncode}", file=sys.stderr)
+        put_hub_env_back(previous, "nothing was changed")
         return 1
-    hand_over(args, passwords)
+    return hand_over(args, passwords, previous)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ anything is installed, so it is loaded from its file)."""
 import importlib.util
 import json
 import socket
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -86,6 +87,51 @@ def test_admin_passwords_are_asked_on_the_terminal_and_enter_means_generate(monk
 def test_passwords_env_name_matches_the_cli():
     from hubstead.cli import main as cli
     assert bootstrap.ADMIN_PASSWORDS_ENV == cli.ADMIN_PASSWORDS_ENV
+
+
+def test_rolled_back_exit_code_matches_the_upgrade():
+    from hubstead.machine import upgrade
+    assert bootstrap.ROLLED_BACK == upgrade.ROLLED_BACK
+
+
+def _hub_envs(monkeypatch, tmp_path, version):
+    hub, previous = tmp_path / "hub", tmp_path / "previous-hub"
+    (hub / "bin").mkdir(parents=True)
+    (hub / "bin" / "hubstead").write_text(version)
+    monkeypatch.setattr(bootstrap, "HUB_ENV", str(hub))
+    monkeypatch.setattr(bootstrap, "PREVIOUS_HUB_ENV", str(previous))
+    return hub, previous
+
+
+@pytest.mark.parametrize("returncode, hub_after", [(0, "new"), (bootstrap.ROLLED_BACK, "new"), (1, "old"), (-9, "old")])
+def test_a_rerun_puts_the_previous_hub_env_back_when_the_new_hubstead_does_not_finish(
+        monkeypatch, tmp_path, returncode, hub_after):
+    # A re-run sets the environment aside, installs the new Hubstead over it and runs it
+    # as an upgrade. 0: done; ROLLED_BACK: it put everything back itself; anything else
+    # (it crashed before it could): the installer puts the environment back.
+    hub, previous = _hub_envs(monkeypatch, tmp_path, "old")
+    assert bootstrap.set_hub_env_aside() == str(previous)
+    (hub / "bin" / "hubstead").write_text("new")
+    seen = {}
+
+    def fake_run(argv, env):
+        seen["argv"] = argv
+        if returncode in (0, bootstrap.ROLLED_BACK):
+            import shutil
+            shutil.rmtree(previous)  # the upgrade forgets or uses the copy itself
+        return subprocess.CompletedProcess(argv, returncode)
+
+    monkeypatch.setattr(bootstrap.subprocess, "run", fake_run)
+    assert bootstrap.hand_over(bootstrap.parse_args([]), {}, str(previous)) == returncode
+    assert seen["argv"][-2:] == ["--previous-hub-env", str(previous)]
+    assert (hub / "bin" / "hubstead").read_text() == hub_after
+    assert not previous.exists()
+
+
+def test_a_first_install_sets_nothing_aside(monkeypatch, tmp_path):
+    hub, previous = _hub_envs(monkeypatch, tmp_path, "x")
+    (hub / "bin" / "hubstead").unlink()
+    assert bootstrap.set_hub_env_aside() is None and not previous.exists()
 
 
 def test_a_checkout_is_copied_before_building(tmp_path):

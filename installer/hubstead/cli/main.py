@@ -3,6 +3,7 @@
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -35,9 +36,12 @@ config_main = config_group
               help="Hub admin (repeatable). Without a password one is generated and printed once.")
 @click.option("--user-env", type=click.Choice(["conda", "venv"]), default=None,
               help="How to build the shared user environment (default: keep, or conda).")
+@click.option("--previous-hub-env", type=click.Path(path_type=Path), default=None, hidden=True,
+              help="The hub's environment before the installer upgraded it: where a failed upgrade goes back to.")
 @root_only
-def install(admin_specs, user_env):
+def install(admin_specs, user_env, previous_hub_env):
     """Install or upgrade Hubstead on this machine (safe to re-run)."""
+    from hubstead.machine import upgrade
     from hubstead.machine.install import install as run_install
     from hubstead.machine.install import parse_admin
 
@@ -52,11 +56,15 @@ def install(admin_specs, user_env):
         fail(f"--admin: {e}")
     progress = Progress()
     try:
-        summary = run_install(admins, user_env, on_task=progress)
+        summary = run_install(admins, user_env, on_task=progress, previous_hub_env=previous_hub_env)
+    except upgrade.UpgradeFailed as e:
+        progress.finish()
+        click.echo(f"hubstead: error: {e}", err=True)
+        sys.exit(upgrade.ROLLED_BACK)
     finally:
         progress.finish()
     click.echo(f"Hubstead {__version__} is running ({summary['changed']} changes, "
-               f"{summary['seconds']:.0f} s).")
+               + ("upgraded, " if summary["upgraded"] else "") + f"{summary['seconds']:.0f} s).")
     for url in summary["urls"]:
         click.echo(f"  URL:   {url}")
     for name in summary["admins"]:

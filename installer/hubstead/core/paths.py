@@ -46,6 +46,10 @@ HUB_DB = STATE_DIR / "jupyterhub.sqlite"
 ANSIBLE_RUNS = STATE_DIR / "ansible"
 APPLIED_CONFIG = STATE_DIR / "applied-config.json"
 HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
+# During `hubstead upgrade`: the config and state as they were, and the user environment
+# beside itself (one file system, so it goes back by a rename).
+PREVIOUS_STATE_DIR = STATE_DIR / "previous"
+PREVIOUS_USER_ENV = PREFIX / "previous-user"
 
 # The schemes' own ports: URLs leave them out.
 HTTP_PORT = 80

@@ -4,15 +4,24 @@ and of the digest of the settings the running hub started with."""
 
 import hashlib
 import json
+from importlib import metadata
 
 from hubstead import __version__
 from hubstead.core import paths
 from hubstead.core.files import write_atomic
 
 
+def hub_software() -> dict:
+    """What the hub runs: the version of every package in its environment, and a digest
+    of Hubstead's own files (a rebuilt Hubstead of the same version differs in them)."""
+    record = metadata.distribution("hubstead").read_text("RECORD") or ""
+    return {"packages": {d.metadata["Name"]: d.version for d in metadata.distributions()},
+            "hubstead": __version__, "hubstead_files": hashlib.sha256(record.encode()).hexdigest()}
+
+
 def hub_config_digest(effective: dict) -> str:
-    """Changes whenever the hub must restart to run with new settings or code."""
-    blob = json.dumps({"config": effective, "hubstead": __version__}, sort_keys=True)
+    """Changes whenever the hub must restart to run with new settings or software."""
+    blob = json.dumps({"config": effective, "software": hub_software()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

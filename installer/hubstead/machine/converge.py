@@ -52,6 +52,16 @@ def hub_requirement(name: str) -> str:
     return spec
 
 
+# What every user server needs, besides JupyterHub in the hub's own version range (a
+# server talks to its hub); users.pip_packages / conda_packages come on top.
+USER_ENV_PACKAGES = ("jupyterlab>=4,<5", "notebook>=7,<8", "nbgitpuller>=1.2,<2", "jupyter-resource-usage>=1.1,<2",
+                     "ipywidgets>=8,<9")
+
+
+def user_env_base_packages() -> list[str]:
+    return [hub_requirement("jupyterhub"), *USER_ENV_PACKAGES]
+
+
 def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
     """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
 
@@ -76,8 +86,7 @@ def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
 
         "hubstead_user_env_dir": str(paths.USER_ENV),
         "hubstead_user_env_hub_env": str(hub_env),
-        # User servers talk to the hub: the same JupyterHub major version.
-        "hubstead_user_env_jupyterhub": hub_requirement("jupyterhub"),
+        "hubstead_user_env_base_packages": user_env_base_packages(),
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": env["pip_packages"],
         "hubstead_user_env_conda_packages": env["conda_packages"],

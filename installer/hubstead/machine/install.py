@@ -6,12 +6,13 @@ how Hubstead upgrades (a converge with nothing to do changes nothing).
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from hubstead import config
-from hubstead.core import credentials, paths, usernames
+from hubstead.core import credentials, paths, state, usernames
 from hubstead.core.passwords import PasswordStore, check_strength, generate
 from hubstead.core.systemd import journal_logger
-from hubstead.machine import converge, provision
+from hubstead.machine import converge, provision, upgrade
 from hubstead.machine.health import hub_url, public_hosts
 
 log = journal_logger("hubstead-install")
@@ -58,18 +59,25 @@ def prepare(admins: list[Admin], user_env: str | None) -> tuple[dict, dict]:
     return effective, generated
 
 
-def install(admins: list[Admin], user_env: str | None, on_task=None) -> dict:
-    """Converge the machine; returns a summary for the CLI to print."""
+def install(admins: list[Admin], user_env: str | None, on_task=None, previous_hub_env: Path | None = None) -> dict:
+    """Converge the machine — on a machine set up before, as an upgrade with a way back
+    (hubstead.machine.upgrade; ``previous_hub_env``: the hub's environment as it was
+    before the installer put this Hubstead in). Returns a summary for the CLI to print."""
     started = time.monotonic()
+    set_up_before = state.load_applied() is not None
     effective, generated = prepare(admins, user_env)
     log.info("converging roles %s", ", ".join(converge.ROLES))
-    result, _ = provision.run(effective, on_task=on_task)
-    log.info("converge done: %d changed", result.changed)
+    if set_up_before:
+        outcome = upgrade.run(effective, previous_hub_env, on_task=on_task)
+        changed, upgraded = outcome.changed, outcome.upgraded
+    else:
+        changed, upgraded = provision.run(effective, on_task=on_task)[0].changed, False
+    log.info("converge done: %d changed", changed)
     return {
+        "upgraded": upgraded,
         "urls": [hub_url(effective, host) for host in public_hosts()],
         "admins": effective["users"]["admin"],
         "generated": generated,
-        "changed": result.changed,
-        "changed_tasks": result.changed_tasks,
+        "changed": changed,
         "seconds": time.monotonic() - started,
     }

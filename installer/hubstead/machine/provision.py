@@ -10,11 +10,13 @@ def _entrypoint(effective: dict | None) -> str:
     return "http" if not effective or effective["https"]["mode"] == "off" else "https"
 
 
-def run(effective: dict, roles=converge.ROLES, on_task=None) -> tuple[converge.Result, float]:
+def run(effective: dict, roles=converge.ROLES, on_task=None,
+        upgrade: bool = False) -> tuple[converge.Result, float]:
     """Returns the converge result and the seconds the hub took to answer afterwards.
 
     TLS problems (a preflight, a bad manual certificate) raise TLSError before the
-    roles run, so the machine keeps serving as it did.
+    roles run, so the machine keeps serving as it did. ``upgrade``: the user environment
+    gets the newest versions its pins allow.
     """
     tls.prepare(effective)
     previous = state.load_applied()
@@ -25,7 +27,8 @@ def run(effective: dict, roles=converge.ROLES, on_task=None) -> tuple[converge.R
         # add them all again, on the new one (user servers keep running meanwhile).
         paths.HUB_ROUTES_FILE.unlink(missing_ok=True)
     try:
-        result = converge.run(converge.role_variables(effective), roles=roles, on_task=on_task)
+        variables = {**converge.role_variables(effective), "hubstead_user_env_upgrade": upgrade}
+        result = converge.run(variables, roles=roles, on_task=on_task)
     except Exception:
         if previous is not None:
             state.save_applied(previous)
