@@ -15,8 +15,10 @@ def hub_software() -> dict:
     """What the hub runs: the version of every package in its environment, and a digest
     of Hubstead's own files (a rebuilt Hubstead of the same version differs in them)."""
     record = metadata.distribution("hubstead").read_text("RECORD") or ""
+    # The package's files only: the metadata records where it was installed from.
+    own_files = "".join(line for line in record.splitlines(keepends=True) if line.startswith("hubstead/"))
     return {"packages": {d.metadata["Name"]: d.version for d in metadata.distributions()},
-            "hubstead": __version__, "hubstead_files": hashlib.sha256(record.encode()).hexdigest()}
+            "hubstead": __version__, "hubstead_files": hashlib.sha256(own_files.encode()).hexdigest()}
 
 
 def hub_config_digest(effective: dict) -> str:
