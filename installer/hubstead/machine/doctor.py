@@ -28,6 +28,7 @@ DISK_PATHS = ("/", "/home", "/var")
 # Below this fraction of the machine's memory available, the kernel is about to kill.
 MEMORY_FAIL = 0.05
 HUB_WAIT = 5  # seconds the hub gets to answer through the proxy
+PROC = Path("/proc")
 
 REBUILD = {
     paths.HUB_ENV: f"sudo rm -rf {paths.HUB_ENV}, then run bootstrap.py again as at the install "
@@ -179,7 +180,7 @@ _SS_PROCESS = re.compile(r'\("([^"]*)",pid=(\d+)')
 
 def _service_of(pid: int) -> str | None:
     try:
-        cgroup = Path(f"/proc/{pid}/cgroup").read_text()
+        cgroup = (PROC / str(pid) / "cgroup").read_text()
     except FileNotFoundError:
         return None
     unit = next((line[3:].rsplit("/", 1)[-1] for line in cgroup.splitlines() if line.startswith("0::")), "")
