@@ -127,7 +127,8 @@ def _server(used, cap):
 
 def test_memory_is_ok_when_the_servers_can_grow_to_their_caps():
     servers = [_server(GIB, 2 * GIB), _server(GIB, 2 * GIB)]
-    assert doctor.check_memory(_memory(available=4 * GIB), servers).status == OK
+    assert doctor.check_memory(_memory(available=4 * GIB), servers) == Result(
+        OK, "memory: 2 servers running, using 2.0 GiB; 4.0 GiB of 16.0 GiB available")
 
 
 def test_memory_warns_when_the_servers_could_outgrow_what_is_available():

@@ -138,7 +138,7 @@ def check_memory(memory: dict, servers: list[dict]) -> Result:
                  for s in servers)
     if memory["servers_max"] is not None:
         growth = min(growth, max(memory["servers_max"] - (memory["servers"] or 0), 0))
-    message = (f"{len(servers)} servers use {size(memory['servers'])}; "
+    message = (f"memory: {len(servers)} servers running, using {size(memory['servers'] or 0)}; "
                f"{size(memory['available'])} of {size(memory['total'])} available")
     fix = ("lower the servers' cap (sudo hubstead config set limits.memory 1G) or stop idle servers sooner "
            "(services.cull.timeout)")
