@@ -74,3 +74,27 @@ def test_its_lines_go_to_the_journal_under_their_own_name(monkeypatch):
     access_log.info("200 GET /services/teacher/ 3.1ms")
     assert sent == [(paths.TEACHER_LOG, "tornado.application", "POST /services/teacher/add: 400: bad"),
                     (paths.TEACHER_LOG, "tornado.access", "200 GET /services/teacher/ 3.1ms")]
+
+
+def test_its_request_log_scrubs_the_oauth_code(monkeypatch):
+    for name, value in {"JUPYTERHUB_API_URL": "http://127.0.0.1:1/hub/api", "JUPYTERHUB_API_TOKEN": "t",
+                        "JUPYTERHUB_CLIENT_ID": "service-teacher", "JUPYTERHUB_SERVICE_PREFIX": "/services/teacher/",
+                        "JUPYTERHUB_OAUTH_CALLBACK_URL": "/services/teacher/oauth_callback"}.items():
+        monkeypatch.setenv(name, value)
+    logged = []
+    handler = logging.Handler()
+    handler.emit = lambda record: logged.append(record.getMessage())
+    monkeypatch.setattr(access_log, "handlers", [handler])
+
+    async def fetch():
+        sock, port = bind_unused_port()
+        server = HTTPServer(teacher.make_app())
+        server.add_sockets([sock])
+        try:
+            await httpclient.AsyncHTTPClient().fetch(
+                f"http://127.0.0.1:{port}/services/teacher/oauth_callback?code=the-code&state=s", raise_error=False)
+        finally:
+            server.stop()
+
+    asyncio.run(fetch())
+    assert len(logged) == 1 and "oauth_callback?code=[secret]" in logged[0] and "the-code" not in logged[0]

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import jinja2
+from jupyterhub.log import log_request
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
@@ -228,6 +229,8 @@ def make_app() -> web.Application:
         + [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
         cookie_secret=os.urandom(32),
         xsrf_cookies=True,
+        # JupyterHub's request log: the OAuth code and tokens in a URL are scrubbed.
+        log_function=log_request,
         prefix=prefix,
     )
 

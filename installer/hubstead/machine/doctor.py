@@ -5,7 +5,6 @@ facts made up); ``run`` gathers the facts from the machine and calls them. Nothi
 reaches beyond the machine but the DNS lookups of the configured names.
 """
 
-import ipaddress
 import os
 import re
 import shutil
@@ -15,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from hubstead.config.schema import is_ip
 from hubstead.core import paths, systemd
 from hubstead.machine import health
 from hubstead.machine import status as machine_status
@@ -244,16 +244,8 @@ def _names(effective: dict) -> list[tuple[str, str, bool]]:
     if https["mode"] == "letsencrypt":
         return [(n, "https.letsencrypt.domains", True) for n in https["letsencrypt"]["domains"]]
     if https["mode"] == "selfsigned":
-        return [(n, "https.hostnames", False) for n in https["hostnames"] if not _is_address(n)]
+        return [(n, "https.hostnames", False) for n in https["hostnames"] if not is_ip(n)]
     return []
-
-
-def _is_address(name: str) -> bool:
-    try:
-        ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    return True
 
 
 def _certificate(effective: dict) -> Result:
