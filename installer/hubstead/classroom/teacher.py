@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 import jinja2
+from jupyterhub.log import log_request
 from jupyterhub.services.auth import HubOAuthCallbackHandler, HubOAuthenticated
 from jupyterhub.utils import url_path_join
 from tornado import ioloop, web
@@ -25,7 +26,7 @@ from hubstead.classroom import enrol, roster
 from hubstead.core import paths, unixusers, usernames
 from hubstead.core.errors import HubsteadError
 from hubstead.core.passwords import PasswordStore, generate
-from hubstead.core.systemd import unit_memory
+from hubstead.core.systemd import format_bytes, journal_logger, unit_memory
 from hubstead.hub import hubapi
 
 TEMPLATES = jinja2.Environment(
@@ -36,16 +37,6 @@ MAX_UPLOAD = 1 << 20  # a class list, not a data set
 # What users.removal does, in words for the page.
 HOME_FATE = {"archive": "archived to /var/lib/hubstead/archive", "delete": "deleted", "keep": "kept"}
 ACCOUNT_FATE = {"lock": "locked", "delete": "deleted"}
-
-
-def _size(value: float | None) -> str:
-    if value is None:
-        return "–"
-    for unit in ("B", "KiB", "MiB"):
-        if value < 1024:
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{value:.1f} GiB"
 
 
 def account_state(hub_name: str, locked: set[str] | None = None) -> str:
@@ -131,14 +122,14 @@ class Dashboard(TeacherHandler):
             server = user.get("servers", {}).get("")
             running = bool(server and server.get("ready") and not server.get("stopped"))
             account = accounts.get(user["name"])
-            unix_name = usernames.unix_name(user["name"])
+            unit = usernames.server_unit(user["name"])
             rows.append({
                 "name": user["name"],
                 "admin": user.get("admin"),
                 "groups": ", ".join(user.get("groups", [])),
                 "account": account_state(user["name"], locked),
                 "server": "running" if running else ("starting" if server and server.get("pending") else "stopped"),
-                "memory": _size(unit_memory(f"{unix_name}.service", paths.USERS_SLICE)) if running else "–",
+                "memory": format_bytes(unit_memory(unit, paths.USERS_SLICE)) if running else "–",
                 "last_activity": (user.get("last_activity") or "never")[:19].replace("T", " "),
                 "login": "locked" if account and account.locked else
                          ("must change password" if account and account.must_change else
@@ -238,11 +229,16 @@ def make_app() -> web.Application:
         + [(url_path_join(prefix, "oauth_callback"), HubOAuthCallbackHandler)],
         cookie_secret=os.urandom(32),
         xsrf_cookies=True,
+        # JupyterHub's request log: the OAuth code and tokens in a URL are scrubbed.
+        log_function=log_request,
         prefix=prefix,
     )
 
 
 def main() -> None:
+    # Its lines go to the journal under their own name (`hubstead logs teacher`): on its
+    # inherited stdout they would be the hub's, with nothing to tell them apart.
+    journal_logger(paths.TEACHER_LOG, "tornado")
     url = os.environ.get("JUPYTERHUB_SERVICE_URL", f"http://127.0.0.1:{paths.TEACHER_PORT}")
     port = int(url.rsplit(":", 1)[1].split("/")[0])
     make_app().listen(port, address="127.0.0.1")

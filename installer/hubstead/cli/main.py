@@ -9,6 +9,7 @@ import click
 
 from hubstead import __version__, config
 from hubstead.classroom import enrol
+from hubstead.cli import ops
 from hubstead.cli.config import config_group
 from hubstead.cli.util import Group, Progress, fail, root_only
 from hubstead.core import audit, unixusers, usernames
@@ -27,6 +28,9 @@ def main():
 
 
 main.add_command(config_group, "config")
+main.add_command(ops.status)
+main.add_command(ops.logs)
+main.add_command(ops.doctor)
 # `hubstead-config` is the same group, for people used to `tljh-config`.
 config_main = config_group
 

@@ -30,7 +30,7 @@ def root_only(command):
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
         if os.geteuid() != 0:
-            fail("this command changes the machine and must run as root; try: sudo hubstead ...")
+            fail("this command must run as root; try: sudo hubstead ...")
         return command(*args, **kwargs)
 
     return wrapper

@@ -143,7 +143,7 @@ def _is_user_name(name: str) -> bool:
         return False
 
 
-def _is_ip(text: str, version: int | None = None) -> bool:
+def is_ip(text: str, version: int | None = None) -> bool:
     try:
         address = ipaddress.ip_address(text)
     except ValueError:
@@ -164,7 +164,7 @@ _check_user_names = _check_each(_is_user_name, f"hub user names: {usernames.ALLO
 
 def _check_listen_address(key, value):
     # It ends up in traefik's config file and the hub's URL.
-    if value and not (isinstance(value, str) and _is_ip(value, 4)):
+    if value and not (isinstance(value, str) and is_ip(value, 4)):
         _refuse(key, value, "an IPv4 address of this machine like 10.0.0.5 or 0.0.0.0, or empty for all")
 
 
@@ -360,7 +360,7 @@ SCHEMA = (
             shown_default="all addresses"),
     Setting("https.port", 443, _check_int(1, 65535), "where HTTPS is served: the port", **PROXY),
     Setting("https.hostnames", [],
-            _check_each(lambda name: bool(HOSTNAME_PATTERN.match(name)) or _is_ip(name),
+            _check_each(lambda name: bool(HOSTNAME_PATTERN.match(name)) or is_ip(name),
                         "names like hub.example.edu or hub, or IP addresses"),
             "extra names for the self-signed certificate (the machine's addresses are always in it)", **PROXY),
     Setting("https.hsts", True, _check_bool,

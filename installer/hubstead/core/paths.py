@@ -68,6 +68,8 @@ HUB_UNIT = "jupyterhub.service"
 PROXY_UNIT = "traefik.service"
 CERTBOT_SERVICE = "hubstead-certbot.service"  # Let's Encrypt renewal, run by its timer
 CERTBOT_TIMER = "hubstead-certbot.timer"
+# The teacher's page runs inside the hub's unit; its own lines carry this SYSLOG_IDENTIFIER.
+TEACHER_LOG = "hubstead-teacher"
 
 # Unix groups: every hub user's account; the users in users.sudoers; hub admins, who
 # write the course folder (the spawner syncs the last two at each start).

@@ -69,3 +69,8 @@ def unix_name(hub_name: str) -> str:
     digest = hashlib.sha256(hub_name.encode()).hexdigest()[:6]
     keep = UNIX_NAME_MAX - len(UNIX_PREFIX) - len(digest) - 1
     return f"{UNIX_PREFIX}{hub_name[:keep]}-{digest}"
+
+
+def server_unit(hub_name: str) -> str:
+    """The systemd unit of a hub user's server (hub.spawner names it after the account)."""
+    return unix_name(hub_name) + ".service"

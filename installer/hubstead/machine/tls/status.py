@@ -4,6 +4,8 @@ import datetime
 import shutil
 import subprocess
 
+from cryptography import x509
+
 from hubstead.core import paths
 from hubstead.machine.tls.certificates import cert_names, days_left, served_certificate
 from hubstead.machine.tls.selfsigned import RENEW_SELFSIGNED_DAYS
@@ -17,14 +19,20 @@ def _timer_next(unit: str) -> str:
     return " ".join(out[:4]) if out and out[0] != "-" else "not scheduled"
 
 
+def served(effective: dict) -> x509.Certificate:
+    """The certificate the proxy serves now (raises OSError when nothing answers)."""
+    https = effective["https"]
+    names = https["letsencrypt"]["domains"] or https["hostnames"] or [None]
+    return served_certificate(https["address"] or "127.0.0.1", https["port"], names[0])
+
+
 def status(effective: dict) -> dict:
     https = effective["https"]
     info = {"mode": https["mode"]}
     if https["mode"] == "off":
         return info
-    names = https["letsencrypt"]["domains"] or https["hostnames"] or [None]
     try:
-        cert = served_certificate(https["address"] or "127.0.0.1", https["port"], names[0])
+        cert = served(effective)
     except OSError as e:
         info["served"] = f"nothing answers on port {https['port']} ({e})"
         return info
