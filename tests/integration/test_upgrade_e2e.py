@@ -1,0 +1,100 @@
+"""Re-running the installer upgrades, with a way back, on a booted target: from an older
+Hubstead (an earlier commit of this repository) to this one while a student's server runs;
+then to a build whose hub cannot start, which is rolled back."""
+
+import subprocess
+
+import pytest
+from conftest import CHECKOUT, InstalledHub
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from testbed import Testbed
+
+from hubstead.core import paths
+
+pytestmark = pytest.mark.integration
+
+# The Hubstead of the previous release of this work (issue 8): modules at the package's
+# top level, traefik running as root, its rules in /var/lib/hubstead/rules.
+OLD_COMMIT = "bc100c1"
+STUDENT, PASSWORD = "stu", "stu-password-1"
+ROLLED_BACK = 3  # bootstrap's exit code when the upgrade failed and undid itself
+
+
+def _bootstrap(hub: InstalledHub, source: str, check: bool = True) -> subprocess.CompletedProcess:
+    return hub.tb.run("python3", f"{source}/bin/bootstrap.py", "--from", source, "--user-env", "venv",
+                      "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", timeout=1200, check=check)
+
+
+def _copy_in(hub: InstalledHub, name: str, commit: str = "HEAD") -> str:
+    """A commit of this repository, unpacked in the target (for HEAD: what is checked out)."""
+    inside = hub.tb.root() / "root" / name
+    inside.mkdir()
+    if commit == "HEAD":
+        packed = subprocess.run(["tar", "-c", "--exclude=.git", "-C", str(CHECKOUT), "."],
+                                capture_output=True, check=True)
+    else:
+        packed = subprocess.run(["git", "-C", str(CHECKOUT), "archive", commit], capture_output=True, check=True)
+    subprocess.run(["tar", "-x", "-C", str(inside)], input=packed.stdout, check=True)
+    return f"/root/{name}"
+
+
+@pytest.fixture(scope="module")
+def old_hub():
+    """A target with the older Hubstead installed and a student's server running."""
+    tb = Testbed(name="hubstead-upgrade", binds_ro={str(CHECKOUT): "/opt/src"})
+    tb.up()
+    try:
+        hub = InstalledHub(tb, "")
+        hub.install_output = _bootstrap(hub, _copy_in(hub, "old-src", OLD_COMMIT)).stdout
+        tb.run("hubstead", "users", "add", STUDENT, "--password-stdin", input=PASSWORD + "\n")
+        student = HubSession()
+        assert student.login(STUDENT, PASSWORD).status_code == 302
+        student.start_server(STUDENT)
+        hub.student_token = student.token(STUDENT)
+        wait_for_route(STUDENT, hub.student_token)
+        yield hub
+    finally:
+        tb.down()
+
+
+def _server_pid(hub) -> str:
+    return hub.unit_property(f"jupyter-{STUDENT}", "MainPID")
+
+
+def _hub_answers_and_the_student_computes(hub):
+    assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
+    student = HubSession()
+    assert student.login(STUDENT, PASSWORD).status_code == 302
+    token = student.token(STUDENT)
+    wait_for_route(STUDENT, token)
+    assert run_code(STUDENT, token, "print(6 * 7)").strip() == "42"
+
+
+def test_upgrading_from_the_older_hubstead_keeps_the_running_server(old_hub):
+    pid = _server_pid(old_hub)
+    out = _bootstrap(old_hub, "/opt/src").stdout
+    assert "upgraded" in out
+    assert _server_pid(old_hub) == pid  # the student's server ran through the upgrade
+    _hub_answers_and_the_student_computes(old_hub)
+    # What the new version changed on the machine: the proxy is no longer root.
+    traefik = old_hub.unit_property(paths.PROXY_UNIT, "MainPID")
+    assert old_hub.tb.run("stat", "-c", "%U", f"/proc/{traefik}").stdout.strip() == paths.PROXY_USER
+    leftovers = [str(p) for p in (paths.STATE_DIR / "rules", paths.PREVIOUS_STATE_DIR, paths.PREVIOUS_USER_ENV,
+                                  paths.PREFIX / "previous-hub")]
+    assert old_hub.tb.run("ls", "-d", *leftovers, check=False).stdout == ""
+
+
+def test_an_upgrade_whose_hub_does_not_start_is_rolled_back(old_hub):
+    broken = _copy_in(old_hub, "broken-src")
+    settings = old_hub.tb.root() / broken.lstrip("/") / "installer/hubstead/hub/settings.py"
+    settings.write_text(settings.read_text() + "\nraise RuntimeError('this build cannot start a hub')\n")
+    pid = _server_pid(old_hub)
+    password_store = old_hub.tb.run("sha256sum", str(paths.PASSWORD_STORE)).stdout
+    r = _bootstrap(old_hub, broken, check=False)
+    assert r.returncode == ROLLED_BACK, r.stdout + r.stderr
+    assert "the upgrade failed and was rolled back" in r.stderr
+    # The hub runs the version it ran before, with the same state; the server survived.
+    assert old_hub.tb.run("grep", "-rq", "cannot start a hub", str(paths.HUB_ENV / "lib"), check=False).returncode == 1
+    assert old_hub.tb.run("sha256sum", str(paths.PASSWORD_STORE)).stdout == password_store
+    assert _server_pid(old_hub) == pid
+    _hub_answers_and_the_student_computes(old_hub)
