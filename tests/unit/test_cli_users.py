@@ -90,3 +90,13 @@ def test_a_bug_keeps_its_traceback(hub, monkeypatch):
     monkeypatch.setattr(hub, "request", bug)
     r = run("users", "add", "ann")
     assert isinstance(r.exception, RuntimeError) and "hubstead: error" not in r.output
+
+
+def test_upgrade_reruns_the_installer_shipped_in_the_package(monkeypatch):
+    from hubstead.core import paths
+
+    seen = {}
+    monkeypatch.setattr(cli.os, "execv", lambda path, argv: seen.update(argv=argv))
+    CliRunner().invoke(cli.main, ["upgrade", "--from", "/srv/hubstead-src"])
+    assert seen["argv"][1:] == [str(paths.BOOTSTRAP), "--from", "/srv/hubstead-src"]
+    assert paths.BOOTSTRAP.read_text().startswith("#!")  # the installer is in the wheel

@@ -12,7 +12,7 @@ from hubstead.classroom import enrol
 from hubstead.cli import ops
 from hubstead.cli.config import config_group
 from hubstead.cli.util import Group, Progress, fail, root_only
-from hubstead.core import audit, unixusers, usernames
+from hubstead.core import audit, paths, unixusers, usernames
 from hubstead.core.passwords import PasswordStore, WeakPassword, check_strength, generate
 from hubstead.hub.hubapi import HubAPI, HubAPIError
 
@@ -251,6 +251,20 @@ def cert_deploy():
     from hubstead.machine.tls import letsencrypt
 
     letsencrypt.deploy(letsencrypt.renewed_lineage_from_env())
+
+
+@main.command()
+@click.option("--from", "spec", default=None, metavar="SPEC",
+              help="Where the new Hubstead comes from: a checkout, a wheel or a requirement "
+                   "(default: the package index).")
+@root_only
+def upgrade(spec):
+    """Upgrade Hubstead and both environments to the newest versions their pins allow,
+    with a way back if the new version does not come up (what re-running the installer does)."""
+    # The installer itself: it sets the hub's environment aside before putting the new
+    # Hubstead in, and puts it back if the new one cannot even start.
+    argv = ["/usr/bin/python3", str(paths.BOOTSTRAP), *(["--from", spec] if spec else [])]
+    os.execv(argv[0], argv)
 
 
 @main.command()

@@ -87,3 +87,4 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 DATA_DIR = Path(__file__).resolve().parents[1] / "_data"
 ROLES_DIR = DATA_DIR / "roles"
 TEMPLATES_DIR = DATA_DIR / "templates"
+BOOTSTRAP = DATA_DIR / "bootstrap.py"  # the installer, for `hubstead upgrade`
