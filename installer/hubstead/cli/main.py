@@ -8,6 +8,7 @@ import click
 
 from hubstead import __version__, config
 from hubstead.classroom import enrol
+from hubstead.cli.backup import backup_command, restore_command
 from hubstead.cli.config import config_group
 from hubstead.cli.util import Group, Progress, fail, root_only
 from hubstead.core import audit, unixusers, usernames
@@ -26,6 +27,8 @@ def main():
 
 
 main.add_command(config_group, "config")
+main.add_command(backup_command)
+main.add_command(restore_command)
 # `hubstead-config` is the same group, for people used to `tljh-config`.
 config_main = config_group
 

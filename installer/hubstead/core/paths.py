@@ -46,6 +46,7 @@ HUB_DB = STATE_DIR / "jupyterhub.sqlite"
 ANSIBLE_RUNS = STATE_DIR / "ansible"
 APPLIED_CONFIG = STATE_DIR / "applied-config.json"
 HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
+BACKUP_LOCK = STATE_DIR / ".backup.lock"  # one backup or restore at a time
 
 # The schemes' own ports: URLs leave them out.
 HTTP_PORT = 80
