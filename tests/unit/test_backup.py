@@ -229,6 +229,8 @@ def test_the_course_folder_is_mapped_by_name_and_unknown_owners_become_root(
         machine_a, tmp_path, monkeypatch, hub_calls, teacher_had, owner):
     _, a_accounts = machine_a
     a_accounts.users["jupyter-teacher"] = teacher_had
+    if owner == "root" and os.geteuid() == 0:  # a number no account had (not root's own)
+        os.chown(paths.SHARED_DIR / "week1.ipynb", 4243, -1)
     backup.backup(tmp_path / "class.hsb", homes=True, accounts=a_accounts)
     b_root, accounts = machine_b(tmp_path, monkeypatch)
     backup.restore(tmp_path / "class.hsb", accounts=accounts)
@@ -333,9 +335,11 @@ def test_a_backup_cannot_be_written_where_there_is_no_directory(machine_a, tmp_p
     assert list(tmp_path.glob("*.hsb*")) == []
 
 
-def test_a_failed_backup_leaves_no_file_under_its_name(machine_a, tmp_path, monkeypatch):
+def test_a_failed_backup_leaves_the_previous_one_whole_and_no_half_file(machine_a, tmp_path, monkeypatch):
     _, accounts = machine_a
+    (tmp_path / "x.hsb").write_text("last week's backup")
     monkeypatch.setattr(backup._Writer, "add_manifest", lambda self, manifest: 1 / 0)
     with pytest.raises(ZeroDivisionError):
         backup.backup(tmp_path / "x.hsb", homes=True, accounts=accounts)
-    assert [p.name for p in tmp_path.iterdir() if "hsb" in p.name] == []
+    assert [p.name for p in tmp_path.iterdir() if "hsb" in p.name] == ["x.hsb"]
+    assert (tmp_path / "x.hsb").read_text() == "last week's backup"
