@@ -47,6 +47,9 @@ MANIFEST = "manifest.json"
 XZ_MAGIC = b"\xfd7zXZ\x00"
 XZ_PRESET = 1  # homes can be gigabytes: speed over size
 HUB_DB_MEMBER = "state/jupyterhub.sqlite"
+CONFIG_MEMBER = "state/config.yaml"
+PASSWORDS_MEMBER = "state/passwords.json"
+CONFIG_SOURCE = "config.yaml in the backup"  # as its errors name it
 CHUNK = 1 << 20
 # Hubstead's groups whose members' files may sit in the course folder.
 GROUPS = (paths.USERS_GROUP, paths.SUDOERS_GROUP, paths.TEACHERS_GROUP)
@@ -63,7 +66,7 @@ def _state_files() -> dict[str, Path]:
     """The single files every backup holds, by member name (paths read at call time)."""
     # The cookie secret is JupyterHub's own: it makes it at its first start.
     secrets = [*credentials.FILES.values(), paths.COOKIE_SECRET]
-    return {"state/config.yaml": paths.CONFIG_FILE, "state/passwords.json": paths.PASSWORD_STORE,
+    return {CONFIG_MEMBER: paths.CONFIG_FILE, PASSWORDS_MEMBER: paths.PASSWORD_STORE,
             **{f"state/secrets/{path.name}": path for path in secrets}}
 
 
@@ -348,7 +351,7 @@ def verify(path: Path) -> dict:
         with open(path, "rb") as raw:
             if raw.read(len(XZ_MAGIC)) != XZ_MAGIC:
                 raise BackupError(f"{path}: not a Hubstead backup (not xz-compressed)")
-        digests, kept = _read(path, {"state/config.yaml", "state/passwords.json"})
+        digests, kept = _read(path, {CONFIG_MEMBER, PASSWORDS_MEMBER})
     except (lzma.LZMAError, EOFError, tarfile.TarError) as e:
         raise BackupError(f"{path}: damaged or not a Hubstead backup ({e})") from None
     except OSError as e:
@@ -375,12 +378,13 @@ def verify(path: Path) -> dict:
             raise BackupError(f"{path}: damaged: {name} {problem}")
     users = _users(manifest)
     _check_names(manifest, users)
+    missing = [name for name in (CONFIG_MEMBER, PASSWORDS_MEMBER) if name not in kept]
+    if missing:
+        raise BackupError(f"{path}: holds no {missing[0]}")
     try:
-        config.validate(config.parse_user_config(kept["state/config.yaml"].decode(), "config.yaml in the backup"))
-        if not isinstance(json.loads(kept["state/passwords.json"]), dict):
+        config.validate(config.parse_user_config(kept[CONFIG_MEMBER].decode(), CONFIG_SOURCE))
+        if not isinstance(json.loads(kept[PASSWORDS_MEMBER]), dict):
             raise ValueError("not a JSON object")
-    except KeyError as e:
-        raise BackupError(f"{path}: holds no {e.args[0]}") from None
     except ConfigError as e:
         raise BackupError(f"{path}: {e}") from None
     except ValueError as e:
@@ -532,10 +536,10 @@ def _put_state_file(tar: tarfile.TarFile, info: tarfile.TarInfo, target: Path) -
     assert member is not None  # a regular file always has one
     text = member.read().decode()
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if target == paths.CONFIG_FILE:
-        config.replace_user_config(text, "config.yaml in the backup")
-    elif target == paths.PASSWORD_STORE:
-        PasswordStore(paths.PASSWORD_STORE).replace(json.loads(text))
+    if info.name == CONFIG_MEMBER:
+        config.replace_user_config(text, CONFIG_SOURCE)
+    elif info.name == PASSWORDS_MEMBER:
+        PasswordStore(target).replace(json.loads(text))
     else:
         write_atomic(target, text)
 
