@@ -160,7 +160,13 @@ class _Writer:
         except FileNotFoundError:
             return
         if stat.S_ISLNK(st.st_mode):
-            self._add_entry(st, name, link=os.readlink(entry, dir_fd=dir_fd))
+            try:
+                link = os.readlink(entry, dir_fd=dir_fd)
+            except OSError as e:
+                if e.errno in (*_GONE, errno.EINVAL):  # EINVAL: no longer a link
+                    return
+                raise
+            self._add_entry(st, name, link=link)
             return
         if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
             return  # sockets, fifos, devices: nothing anyone gets back
@@ -376,8 +382,10 @@ def verify(path: Path) -> dict:
             problem = ("is missing" if name not in digests else "is not in its manifest" if name not in listed
                        else "does not match its checksum")
             raise BackupError(f"{path}: damaged: {name} {problem}")
-    users = _users(manifest)
-    _check_names(manifest, users)
+    try:
+        _check_names(manifest, _users(manifest))
+    except BackupError as e:
+        raise BackupError(f"{path}: {e}") from None
     missing = [name for name in (CONFIG_MEMBER, PASSWORDS_MEMBER) if name not in kept]
     if missing:
         raise BackupError(f"{path}: holds no {missing[0]}")
