@@ -1,4 +1,3 @@
-import contextlib
 import time
 from pathlib import Path
 
@@ -40,20 +39,44 @@ class InstalledHub:
             time.sleep(0.3)
 
 
-@contextlib.contextmanager
-def installed_hub(name: str, suite: str = SUITE):
-    """A freshly booted target with Hubstead installed by bootstrap.py from this checkout."""
+def installed(name: str, suite: str = SUITE) -> InstalledHub:
+    """A freshly booted target with Hubstead installed by bootstrap.py from this checkout;
+    the caller takes it down."""
     tb = Testbed(name=name, binds_ro={str(CHECKOUT): "/opt/src"}, suite=suite)
     tb.up()
     try:
-        installed = InstalledHub(tb, "")
-        installed.install_output = installed.bootstrap().stdout
-        yield installed
-    finally:
+        target = InstalledHub(tb, "")
+        target.install_output = target.bootstrap().stdout
+    except BaseException:
         tb.down()
+        raise
+    return target
 
 
 @pytest.fixture(scope="module")
 def hub():
-    with installed_hub("hubstead-e2e") as installed:
-        yield installed
+    """One installed target for a module's tests."""
+    target = installed("hubstead-e2e")
+    try:
+        yield target
+    finally:
+        target.tb.down()
+
+
+@pytest.fixture(scope="module")
+def targets():
+    """Fresh targets one after the other, as ``targets(name)``: they share this host's
+    ports, so the one before is taken down first."""
+    booted: list[InstalledHub] = []
+
+    def boot(name: str) -> InstalledHub:
+        while booted:
+            booted.pop().tb.down()
+        booted.append(installed(name))
+        return booted[-1]
+
+    try:
+        yield boot
+    finally:
+        while booted:
+            booted.pop().tb.down()

@@ -2,7 +2,7 @@
 on Debian 12, on a booted trixie target."""
 
 import pytest
-from conftest import installed_hub
+from conftest import installed
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
 
 pytestmark = pytest.mark.integration
@@ -10,8 +10,11 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def trixie():
-    with installed_hub("hubstead-trixie", suite="trixie") as installed:
-        yield installed
+    target = installed("hubstead-trixie", suite="trixie")
+    try:
+        yield target
+    finally:
+        target.tb.down()
 
 
 def test_debian_13_installs_and_a_student_computes(trixie):

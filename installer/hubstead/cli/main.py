@@ -10,6 +10,7 @@ import click
 from hubstead import __version__, config
 from hubstead.classroom import enrol
 from hubstead.cli import ops
+from hubstead.cli.backup import backup_command, restore_command
 from hubstead.cli.config import config_group
 from hubstead.cli.util import Group, Progress, fail, root_only
 from hubstead.core import audit, paths, unixusers, usernames
@@ -31,6 +32,8 @@ main.add_command(config_group, "config")
 main.add_command(ops.status)
 main.add_command(ops.logs)
 main.add_command(ops.doctor)
+main.add_command(backup_command)
+main.add_command(restore_command)
 # `hubstead-config` is the same group, for people used to `tljh-config`.
 config_main = config_group
 

@@ -74,10 +74,15 @@ def load_user_config(path: Path | None = None) -> dict:
         text = Path(path).read_text()
     except FileNotFoundError:
         return {}
+    return parse_user_config(text, path)
+
+
+def parse_user_config(text: str, source: Path | str) -> dict:
+    """The admin's settings in ``text`` (read from ``source``, named in errors)."""
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        raise ConfigError(f"{source}: not valid YAML: {e}") from None
     return data or {}
 
 
@@ -146,3 +151,11 @@ def edit(path: Path | None = None, lock: Path | None = None):
         data = load_user_config(path)
         yield data
         save_user_config(data, path)
+
+
+def replace_user_config(text: str, source: Path | str) -> None:
+    """Put back a whole config.yaml as it was written (``hubstead restore``): validated,
+    then written atomically under the edit lock, comments and all."""
+    validate(parse_user_config(text, source))
+    with locked(paths.CONFIG_LOCK):
+        write_atomic(paths.CONFIG_FILE, text)

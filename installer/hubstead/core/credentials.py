@@ -10,13 +10,13 @@ from pathlib import Path
 from hubstead.core import paths
 from hubstead.core.files import write_atomic
 
-_FILES = {
+FILES = {
     "traefik_api_password": paths.TRAEFIK_API_SECRET,
     "cli_api_token": paths.CLI_API_TOKEN,
 }
 
 
-def ensure(files: dict = _FILES) -> None:
+def ensure(files: dict = FILES) -> None:
     for path in files.values():
         path = Path(path)
         if not path.exists():
@@ -24,5 +24,5 @@ def ensure(files: dict = _FILES) -> None:
             write_atomic(path, _random.token_hex(32))
 
 
-def load(files: dict = _FILES) -> dict:
+def load(files: dict = FILES) -> dict:
     return {name: Path(path).read_text().strip() for name, path in files.items()}

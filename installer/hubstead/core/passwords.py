@@ -101,6 +101,11 @@ class PasswordStore:
             entries[name] = {"hash": hashed, "must_change": must_change}
             self._write(entries)
 
+    def replace(self, entries: dict) -> None:
+        """Put back a whole store as it was saved (``hubstead restore``)."""
+        with locked(self._lock):
+            self._write(entries)
+
     def account(self, name: str) -> Account | None:
         return self.accounts().get(name)
 

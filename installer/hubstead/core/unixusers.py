@@ -99,6 +99,14 @@ def _allow_scheduling(unix_name: str) -> None:
                     f.write("".join(line + "\n" for line in kept))
 
 
+def check_available(hub_name: str) -> None:
+    """Refuse, changing nothing, what ``ensure`` would refuse: an account of that Unix
+    name that is not this hub user's."""
+    unix_name = usernames.unix_name(usernames.validate(hub_name))
+    if exists(unix_name):
+        _check_owner(hub_name, unix_name)
+
+
 def _deny_scheduling(unix_name: str) -> None:
     with locked(paths.STATE_DIR / ".scheduler-deny.lock"):  # spawns run this in parallel
         for deny in (CRON_DENY, AT_DENY):
