@@ -50,6 +50,7 @@ HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
 # beside itself (one file system, so it goes back by a rename).
 PREVIOUS_STATE_DIR = STATE_DIR / "previous"
 PREVIOUS_USER_ENV = PREFIX / "previous-user"
+UPGRADE_BACKUPS = STATE_DIR / "backups"  # the backups made before each upgrade
 BACKUP_LOCK = STATE_DIR / ".backup.lock"  # one backup or restore at a time
 
 # The schemes' own ports: URLs leave them out.

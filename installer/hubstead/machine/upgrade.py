@@ -1,7 +1,8 @@
 """`hubstead upgrade`: the newest versions the pins allow, with a way back.
 
 The installer (bin/bootstrap.py) copies the hub's environment aside before it installs
-the new Hubstead into it, and runs this from the new one. Here: a copy of the config, the
+the new Hubstead into it, and runs this from the new one. Here: a backup (`hubstead
+restore` takes it, the last few are kept), a copy of the config, the
 state (the hub's database through SQLite's backup) and the user environment; then the
 roles, with the user environment upgraded and the hub restarted on the new software (it
 migrates its database as it starts); then the wait until the hub answers through the
@@ -15,19 +16,21 @@ import logging
 import shutil
 import sqlite3
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubstead import __version__
 from hubstead.core import paths, state
 from hubstead.core.errors import HubsteadError
-from hubstead.machine import converge, provision
+from hubstead.machine import backup, converge, provision
 
 log = logging.getLogger("hubstead-upgrade")
 
 # Exit code of `hubstead upgrade` when it failed and put everything back: the installer
 # then has nothing left to undo.
 ROLLED_BACK = 3
+KEEP_BACKUPS = 3  # of the automatic ones made before upgrades
 # The state an upgrade may change, which a failed one must give back as it was (the
 # hub's database is copied apart: it is being written to).
 STATE = (paths.PASSWORD_STORE, paths.COOKIE_SECRET, paths.TRAEFIK_API_SECRET, paths.CLI_API_TOKEN,
@@ -66,6 +69,10 @@ def run(effective: dict, previous_hub_env: Path | None, on_task=None) -> Outcome
             shutil.rmtree(previous_hub_env)
         result, waited = provision.run(effective, on_task=on_task)
         return Outcome(result.changed, False, waited)
+    paths.UPGRADE_BACKUPS.mkdir(mode=0o700, exist_ok=True)
+    backup.backup(paths.UPGRADE_BACKUPS / f"before-{__version__}-{time.strftime('%Y%m%d-%H%M%S')}.hsb", homes=False)
+    for old in sorted(paths.UPGRADE_BACKUPS.glob("before-*.hsb"))[:-KEEP_BACKUPS]:
+        old.unlink()
     _copy_aside()
     try:
         result, waited = provision.run(effective, on_task=on_task, upgrade=True)
