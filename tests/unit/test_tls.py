@@ -148,7 +148,7 @@ def test_acme_server_choice():
 def test_preflight_can_be_turned_off_where_the_machine_cannot_reach_itself(monkeypatch):
     calls = []
     monkeypatch.setattr(letsencrypt, "preflight", lambda *a: calls.append("preflight"))
-    monkeypatch.setattr(letsencrypt, "obtain", lambda le: calls.append("obtain"))
+    monkeypatch.setattr(letsencrypt, "obtain", lambda le, email: calls.append("obtain"))
     monkeypatch.setattr(letsencrypt, "needs_certificate", lambda le: True)
     base = {"mode": "letsencrypt", "letsencrypt": {"email": "a@example.edu", "domains": ["hub.example.edu"]}}
     tls.prepare(config.validate({"https": base}))

@@ -5,6 +5,8 @@ under a lock); nothing on the machine changes until `reload` or `apply`.
 """
 
 import sys
+from collections.abc import Mapping
+from typing import Any
 
 import click
 import yaml
@@ -12,6 +14,7 @@ import yaml
 from hubstead import config
 from hubstead.cli.util import Group, Progress, fail, root_only
 from hubstead.config import keys, schema
+from hubstead.config.model import Settings
 from hubstead.core import audit, state
 from hubstead.machine import converge, provision, reload
 from hubstead.machine.converge import ConvergeError
@@ -40,7 +43,7 @@ def _next_step(changed: list[str]) -> str:
     return "to apply it: sudo hubstead config reload hub (running user servers keep running)"
 
 
-def _value(tree: dict, key: str):
+def _value(tree: Mapping[str, Any], key: str):
     """The (redacted) value of ``key`` in ``tree``, None where it is not set."""
     try:
         return keys.get(keys.redact(tree), key)
@@ -76,7 +79,7 @@ def _change(operation, dry_run: bool):
         click.echo(_next_step(changed))
 
 
-def _show_machine_changes(after: dict, changed: list[str]) -> None:
+def _show_machine_changes(after: Settings, changed: list[str]) -> None:
     roles = [r for r in schema.roles_for(changed) if r != "hub"]
     if roles:
         try:

@@ -9,7 +9,9 @@ writing keeps the admin's comments and key order.
 import contextlib
 import copy
 import io
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, cast
 
 import yaml
 from ruamel.yaml import YAML
@@ -17,12 +19,13 @@ from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.representer import RoundTripRepresenter
 
 from hubstead.config import keys, schema
+from hubstead.config.model import Settings
 from hubstead.config.schema import DEFAULTS, ConfigError
 from hubstead.core import paths
 from hubstead.core.files import locked, write_atomic
 
 
-def conda_installer(effective: dict, arch: str) -> tuple[str, str]:
+def conda_installer(effective: Settings, arch: str) -> tuple[str, str]:
     """(url or local path, sha256) of the Miniforge installer for this machine."""
     override = effective["user_environment"]["conda_installer"]
     if override["url"]:
@@ -38,7 +41,7 @@ def conda_installer(effective: dict, arch: str) -> tuple[str, str]:
             schema.MINIFORGE_SHA256[arch])
 
 
-def flat(tree: dict) -> dict:
+def flat(tree: Mapping[str, Any]) -> dict:
     """Dotted keys to values, down to the keys that name a setting (an authenticator
     trait's mapping value stays one value)."""
     return keys.flatten(tree, is_leaf=lambda key: schema.lookup(key) is not None)
@@ -55,7 +58,7 @@ def merge(defaults: dict, overrides: dict) -> dict:
     return merged
 
 
-def validate(user_config: dict) -> dict:
+def validate(user_config: dict) -> Settings:
     """Return the effective config (defaults merged), or raise ConfigError."""
     if not isinstance(user_config, dict):
         raise ConfigError(f"config.yaml must hold a mapping, not {type(user_config).__name__}")
@@ -64,7 +67,7 @@ def validate(user_config: dict) -> dict:
         if isinstance(value, dict) and key in schema.CONTAINERS:  # empty, e.g. limits.groups
             continue
         schema.setting(key).validate(key, value, effective)
-    return effective
+    return cast(Settings, effective)
 
 
 def load_user_config(path: Path | None = None) -> dict:
@@ -86,7 +89,7 @@ def parse_user_config(text: str, source: Path | str) -> dict:
     return data or {}
 
 
-def load(path: Path | None = None) -> dict:
+def load(path: Path | None = None) -> Settings:
     """The effective, validated config."""
     return validate(load_user_config(path))
 

@@ -3,6 +3,8 @@ line. Pure functions: the CLI and the tests use them on plain dicts."""
 
 import copy
 import re
+from collections.abc import Mapping
+from typing import Any
 
 import yaml
 
@@ -100,7 +102,7 @@ def remove_item(tree: dict, key: str, value) -> dict:
     return set_(tree, key, [v for v in current if v != value])
 
 
-def flatten(tree: dict, prefix: str = "", is_leaf=lambda key: False) -> dict:
+def flatten(tree: Mapping[str, Any], prefix: str = "", is_leaf=lambda key: False) -> dict:
     """{"a": {"b": 1}} → {"a.b": 1}; ``is_leaf(key)`` stops at mappings that are values."""
     flat = {}
     for name, value in tree.items():
@@ -117,7 +119,7 @@ def is_secret(key: str) -> bool:
     return bool(_SECRET.search(key.rpartition(".")[2]))
 
 
-def redact(tree: dict) -> dict:
+def redact(tree: Mapping[str, Any]) -> dict:
     """A copy with the values of secret-looking keys replaced."""
     out: dict = {}
     for name, value in tree.items():

@@ -4,6 +4,7 @@ and of the digest of the settings the running hub started with."""
 
 import hashlib
 import json
+from collections.abc import Mapping
 from importlib import metadata
 
 from hubstead import __version__
@@ -21,7 +22,7 @@ def hub_software() -> dict:
             "hubstead": __version__, "hubstead_files": hashlib.sha256(own_files.encode()).hexdigest()}
 
 
-def hub_config_digest(effective: dict) -> str:
+def hub_config_digest(effective: Mapping[str, object]) -> str:
     """Changes whenever the hub must restart to run with new settings or software."""
     blob = json.dumps({"config": effective, "software": hub_software()}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
@@ -35,11 +36,11 @@ def load_applied() -> dict | None:
         return None
 
 
-def save_applied(effective: dict) -> None:
+def save_applied(effective: Mapping[str, object]) -> None:
     write_atomic(paths.APPLIED_CONFIG, json.dumps(effective, indent=1, sort_keys=True) + "\n")
 
 
-def write_hub_digest(effective: dict) -> None:
+def write_hub_digest(effective: Mapping[str, object]) -> None:
     """Record that the hub runs with ``effective`` (after a converge or a restart): the hub
     role restarts the hub only when the digest it is given differs from this one."""
     write_atomic(paths.HUB_CONFIG_DIGEST, hub_config_digest(effective) + "\n")

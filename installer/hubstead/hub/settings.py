@@ -10,6 +10,7 @@ import json
 import os
 import sqlite3
 import sys
+from typing import cast
 
 import bcrypt
 import sqlalchemy
@@ -17,6 +18,7 @@ from tornado.httpclient import AsyncHTTPClient
 
 from hubstead import config
 from hubstead.config import schema
+from hubstead.config.model import Cull, Settings
 from hubstead.core import credentials, paths, state, systemd, usernames
 from hubstead.hub import authenticator
 from hubstead.hub.spawner import SYSADMIN_SERVER_SCOPE
@@ -43,7 +45,7 @@ TEACHER_SCOPES = [
 ]
 
 
-def _culler(cull: dict) -> tuple[list, list]:
+def _culler(cull: Cull) -> tuple[list, list]:
     if not cull["enabled"]:
         return [], []
     command = [
@@ -72,7 +74,7 @@ def traefik_api_hash(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=TRAEFIK_API_HASH_ROUNDS)).decode()
 
 
-def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
+def jupyterhub_settings(effective: Settings, hub_secrets: dict) -> dict:
     users = effective["users"]
     http, https = effective["http"], effective["https"]
     # With HTTPS on, the hub's routes go on traefik's https entrypoint; port 80 only
@@ -162,7 +164,7 @@ def jupyterhub_settings(effective: dict, hub_secrets: dict) -> dict:
     # auth.<Class>.<trait>: passed through to the authenticator's classes as is.
     for cls, traits in effective["auth"].items():
         if cls != "type":
-            settings.setdefault(cls, {}).update(traits)
+            settings.setdefault(cls, {}).update(cast(dict, traits))
     ancestors = effective["hub"]["csp_frame_ancestors"]
     if ancestors:
         # Both the hub's pages and each user's JupyterLab must allow being framed.
@@ -193,8 +195,9 @@ def apply(c, config_file=paths.CONFIG_FILE) -> None:
     sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", _sqlite_for_concurrent_writes)
     effective = config.load(config_file)
     applied = state.load_applied() or {}
+    sections = cast(dict, effective)  # sections named by the schema, not literals
     for section in PROXY_SECTIONS:
-        effective[section] = applied.get(section, effective[section])
+        sections[section] = applied.get(section, sections[section])
     hub_secrets = credentials.load()
     settings = jupyterhub_settings(effective, hub_secrets)
     # The routes file the hub keeps wins over the proxy's own settings at start: an

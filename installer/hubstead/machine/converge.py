@@ -13,10 +13,13 @@ import re
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hubstead import config
+from hubstead.config.model import Settings
 from hubstead.config.schema import ROLES
 from hubstead.core import paths, state
 from hubstead.core.errors import HubsteadError
@@ -39,7 +42,7 @@ class Result:
     diffs: list = field(default_factory=list)
 
 
-def changed_keys(old: dict, new: dict) -> list[str]:
+def changed_keys(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     """Dotted keys whose effective value differs between two configs."""
     old_flat, new_flat = config.flat(old), config.flat(new)
     return sorted(k for k in old_flat.keys() | new_flat.keys() if old_flat.get(k) != new_flat.get(k))
@@ -62,7 +65,7 @@ def user_env_base_packages() -> list[str]:
     return [hub_requirement("jupyterhub"), *USER_ENV_PACKAGES]
 
 
-def role_variables(effective: dict, hub_env: Path = paths.HUB_ENV) -> dict:
+def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
     """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
 
     Each role's variables carry its prefix (``hubstead_<role>_``) and are documented in

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from hubstead.config.model import Settings
 from hubstead.config.schema import is_ip
 from hubstead.core import paths, systemd
 from hubstead.machine import health
@@ -238,7 +239,7 @@ def disks() -> dict[str, tuple[float, float | None]]:
     return found
 
 
-def _names(effective: dict) -> list[tuple[str, str, bool]]:
+def _names(effective: Settings) -> list[tuple[str, str, bool]]:
     """(name, its setting, must resolve) for the names the HTTPS mode uses."""
     https = effective["https"]
     if https["mode"] == "letsencrypt":
@@ -248,7 +249,7 @@ def _names(effective: dict) -> list[tuple[str, str, bool]]:
     return []
 
 
-def _certificate(effective: dict) -> Result:
+def _certificate(effective: Settings) -> Result:
     mode = effective["https"]["mode"]
     try:
         return check_certificate(mode, days_left(tls_status.served(effective)), None)
@@ -256,7 +257,7 @@ def _certificate(effective: dict) -> Result:
         return check_certificate(mode, None, f"nothing served on port {effective['https']['port']} ({e})")
 
 
-def _hub_error(effective: dict) -> str | None:
+def _hub_error(effective: Settings) -> str | None:
     try:
         health.wait_for_hub(effective, timeout=HUB_WAIT)
     except health.HubDown as e:
@@ -264,7 +265,7 @@ def _hub_error(effective: dict) -> str | None:
     return None
 
 
-def run(effective: dict) -> list[Result]:
+def run(effective: Settings) -> list[Result]:
     https = effective["https"]
     results = [check_unit(paths.HUB_UNIT, systemd.is_active(paths.HUB_UNIT), "hub"),
                check_unit(paths.PROXY_UNIT, systemd.is_active(paths.PROXY_UNIT), "proxy")]

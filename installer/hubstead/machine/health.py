@@ -6,6 +6,7 @@ import time
 import urllib.error
 import urllib.request
 
+from hubstead.config.model import Settings
 from hubstead.core import paths
 from hubstead.core.errors import HubsteadError
 
@@ -14,7 +15,7 @@ class HubDown(HubsteadError, RuntimeError):
     """The hub did not answer in time; the message says where to look."""
 
 
-def hub_url(effective: dict, host: str = "127.0.0.1") -> str:
+def hub_url(effective: Settings, host: str = "127.0.0.1") -> str:
     https = effective["https"]["mode"] != "off"
     scheme, port = ("https", effective["https"]["port"]) if https else ("http", effective["http"]["port"])
     if ":" in host:  # an IPv6 address
@@ -29,7 +30,7 @@ def public_hosts() -> list[str]:
     return out.split() or ["127.0.0.1"]
 
 
-def wait_for_hub(effective: dict, timeout: float = 120) -> float:
+def wait_for_hub(effective: Settings, timeout: float = 120) -> float:
     """Wait until the hub's API answers through the proxy; returns the seconds waited."""
     section = effective["https"] if effective["https"]["mode"] != "off" else effective["http"]
     url = hub_url(effective, section["address"] or "127.0.0.1") + "hub/api/"

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubstead import config
+from hubstead.config.model import Settings
 from hubstead.core import credentials, paths, state, usernames
 from hubstead.core.passwords import PasswordStore, check_strength, generate
 from hubstead.core.systemd import journal_logger
@@ -33,7 +34,7 @@ def parse_admin(spec: str) -> Admin:
     return admin
 
 
-def prepare(admins: list[Admin], user_env: str | None) -> tuple[dict, dict]:
+def prepare(admins: list[Admin], user_env: str | None) -> tuple[Settings, dict[str, str]]:
     """Write config.yaml, secrets and admin passwords. Returns (effective config,
     generated passwords to show once)."""
     paths.CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)

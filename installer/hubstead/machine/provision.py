@@ -1,16 +1,20 @@
 """Bring the machine to the settings: TLS material first, then the roles, then what
 only makes sense once they ran. Used by `hubstead install` and `hubstead config apply`."""
 
+from collections.abc import Mapping
+from typing import Any
+
+from hubstead.config.model import Settings
 from hubstead.core import paths, state
 from hubstead.machine import converge, tls
 from hubstead.machine.health import wait_for_hub
 
 
-def _entrypoint(effective: dict | None) -> str:
+def _entrypoint(effective: Mapping[str, Any] | None) -> str:
     return "http" if not effective or effective["https"]["mode"] == "off" else "https"
 
 
-def run(effective: dict, roles=converge.ROLES, on_task=None,
+def run(effective: Settings, roles=converge.ROLES, on_task=None,
         upgrade: bool = False) -> tuple[converge.Result, float]:
     """Returns the converge result and the seconds the hub took to answer afterwards.
 

@@ -5,6 +5,7 @@ import subprocess
 import time
 
 from hubstead.config import schema
+from hubstead.config.model import Settings
 from hubstead.core import paths, state
 from hubstead.core.errors import HubsteadError
 from hubstead.machine import converge
@@ -15,7 +16,7 @@ class PendingApply(HubsteadError, RuntimeError):
     """Settings changed that a restart can't apply (they change the machine)."""
 
 
-def check_nothing_to_apply(effective: dict) -> None:
+def check_nothing_to_apply(effective: Settings) -> None:
     applied = state.load_applied()
     if applied is None:
         return
@@ -25,7 +26,7 @@ def check_nothing_to_apply(effective: dict) -> None:
                            "run `sudo hubstead config apply` (a reload can't apply it)")
 
 
-def hub(effective: dict) -> float:
+def hub(effective: Settings) -> float:
     """Restart the hub; returns the seconds until its API answered through the proxy."""
     check_nothing_to_apply(effective)
     start = time.monotonic()
@@ -35,7 +36,7 @@ def hub(effective: dict) -> float:
     return time.monotonic() - start
 
 
-def proxy(effective: dict) -> float:
+def proxy(effective: Settings) -> float:
     """Re-render traefik's static config and restart it; routes come back from the rules
     directory. Returns the seconds until the hub answered through it again."""
     check_nothing_to_apply(effective)

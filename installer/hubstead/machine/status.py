@@ -9,6 +9,7 @@ hub does not answer.
 import datetime
 from pathlib import Path
 
+from hubstead.config.model import Settings
 from hubstead.core import paths, systemd, usernames
 from hubstead.machine.tls import status as tls_status
 
@@ -62,7 +63,7 @@ def online(hub_users: list[dict], now: datetime.datetime) -> list[str]:
     return sorted(u["name"] for u in hub_users if u.get("last_activity") and _when(u["last_activity"]) >= since)
 
 
-def gather(effective: dict, hub_users: list[dict] | None) -> dict:
+def gather(effective: Settings, hub_users: list[dict] | None) -> dict:
     """Everything `hubstead status` shows; ``hub_users`` None: the hub did not answer."""
     now = datetime.datetime.now(datetime.timezone.utc)
     return {

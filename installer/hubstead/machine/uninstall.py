@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hubstead.config.model import Settings
 from hubstead.core import paths, unixusers
 from hubstead.machine import converge
 
@@ -38,7 +39,7 @@ def kept_without_purge() -> list[str]:
     return kept
 
 
-def uninstall(effective: dict, purge: bool, on_task=None) -> Summary:
+def uninstall(effective: Settings, purge: bool, on_task=None) -> Summary:
     summary = Summary(kept=[] if purge else kept_without_purge())
     # Nothing runs on while its files go: no server outlives its hub, no hub writes to
     # a database being removed. (The roles then switch them off at boot.)

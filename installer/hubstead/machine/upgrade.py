@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubstead import __version__
+from hubstead.config.model import Settings
 from hubstead.core import paths, state
 from hubstead.core.errors import HubsteadError
 from hubstead.machine import backup, converge, provision
@@ -48,7 +49,7 @@ class Outcome:
     waited: float  # seconds until the hub answered
 
 
-def user_env_is_current(effective: dict) -> bool:
+def user_env_is_current(effective: Settings) -> bool:
     """Nothing newer for the user environment within its pins (venv manager only: a
     conda environment is always upgraded)."""
     env = effective["user_environment"]
@@ -62,7 +63,7 @@ def user_env_is_current(effective: dict) -> bool:
     return result.returncode == 0 and "Would make no changes" in result.stderr
 
 
-def run(effective: dict, previous_hub_env: Path | None, on_task=None) -> Outcome:
+def run(effective: Settings, previous_hub_env: Path | None, on_task=None) -> Outcome:
     hub_unchanged = previous_hub_env is None or _software_of(previous_hub_env) == state.hub_software()
     if hub_unchanged and user_env_is_current(effective):
         if previous_hub_env is not None:

@@ -10,13 +10,13 @@ traefik reads certificates from ``tls.toml`` in its watched rules directory; eve
 write here is atomic, so a new certificate is served without a restart.
 """
 
-from pathlib import Path
 
+from hubstead.config.model import Settings
 from hubstead.core import paths
 from hubstead.machine.tls import letsencrypt, manual, rules, selfsigned
 
 
-def prepare(effective: dict) -> None:
+def prepare(effective: Settings) -> None:
     """Before the roles run: check everything, then put the certificate in place, so
     traefik's HTTPS entrypoint never comes up without one. Raises TLSError (and changes
     nothing) when HTTPS can't be set up as configured."""
@@ -28,22 +28,21 @@ def prepare(effective: dict) -> None:
         selfsigned.ensure_selfsigned(selfsigned.selfsigned_names(effective))
         rules.serve(selfsigned.SELFSIGNED_CERT, selfsigned.SELFSIGNED_KEY)
     elif mode == "manual":
-        manual.check_manual(https["manual"]["cert"], https["manual"]["key"])
-        rules.serve(Path(https["manual"]["cert"]), Path(https["manual"]["key"]))
+        rules.serve(*manual.check_manual(https["manual"]["cert"], https["manual"]["key"]))
     elif mode == "letsencrypt":
         le = https["letsencrypt"]
-        letsencrypt.check_letsencrypt_settings(le)
+        email = letsencrypt.check_letsencrypt_settings(le)
         if letsencrypt.needs_certificate(le):
             redirect_on = paths.HTTP_RULES_FILE.exists() and "to-https" in paths.HTTP_RULES_FILE.read_text()
             rules.write_http_rules(acme=True, redirect=redirect_on, https_port=https["port"])
             if le["preflight"]:
                 letsencrypt.preflight(le["domains"], effective["http"]["port"])
-            letsencrypt.obtain(le)
+            letsencrypt.obtain(le, email)
         else:
             letsencrypt.deploy(letsencrypt.lineage())
 
 
-def finish(effective: dict) -> None:
+def finish(effective: Settings) -> None:
     """After the roles ran: redirect port 80 to HTTPS (keeping the ACME route), or clean up."""
     https = effective["https"]
     mode = https["mode"]

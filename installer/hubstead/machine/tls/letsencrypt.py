@@ -15,6 +15,7 @@ from pathlib import Path
 
 from cryptography import x509
 
+from hubstead.config.model import LetsEncrypt
 from hubstead.core import paths
 from hubstead.machine.health import public_hosts
 from hubstead.machine.tls.certificates import TLSError, cert_names
@@ -32,13 +33,15 @@ def lineage() -> Path:
     return paths.LETSENCRYPT_CONFIG_DIR / "live" / CERT_NAME
 
 
-def check_letsencrypt_settings(le: dict) -> None:
+def check_letsencrypt_settings(le: LetsEncrypt) -> str:
+    """The contact address, once the settings certbot needs are there."""
     missing = [k for k in ("email", "domains") if not le[k]]
     if missing:
         raise TLSError(f"https.mode letsencrypt needs https.letsencrypt.{missing[0]}: e.g. "
                        + ("sudo hubstead config set https.letsencrypt.email you@example.edu"
                           if missing[0] == "email" else
                           "sudo hubstead config set https.letsencrypt.domains '[hub.example.edu]'"))
+    return str(le["email"])
 
 
 class _ProbeResponder(http.server.BaseHTTPRequestHandler):
@@ -124,24 +127,24 @@ def _renewal_server() -> str | None:
     return None
 
 
-def acme_server(le: dict) -> str:
+def acme_server(le: LetsEncrypt) -> str:
     if le["server"]:
         return le["server"]
     staging = "acme-staging-v02" if le["staging"] else "acme-v02"
     return f"https://{staging}.api.letsencrypt.org/directory"
 
 
-def needs_certificate(le: dict) -> bool:
+def needs_certificate(le: LetsEncrypt) -> bool:
     """No certificate yet, or one for other domains or from another ACME server."""
     return sorted(_lineage_domains()) != sorted(le["domains"]) or _renewal_server() != acme_server(le)
 
 
-def obtain(le: dict) -> None:
+def obtain(le: LetsEncrypt, email: str) -> None:
     """certbot certonly, answering http-01 on the loopback ACME port behind traefik; its deploy
     hook (`hubstead cert deploy`) writes tls.toml."""
     bin_dir = Path(sys.executable).parent
     cmd = [str(bin_dir / "certbot"), "certonly", "--standalone", "--non-interactive", "--agree-tos",
-           "--email", le["email"], "--no-eff-email", "--cert-name", CERT_NAME,
+           "--email", email, "--no-eff-email", "--cert-name", CERT_NAME,
            "--http-01-address", "127.0.0.1", "--http-01-port", str(paths.ACME_CHALLENGE_PORT),
            "--server", acme_server(le), "--deploy-hook", f"{bin_dir / 'hubstead'} cert deploy",
            *_certbot_dirs()]

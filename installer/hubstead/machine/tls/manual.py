@@ -8,9 +8,9 @@ from cryptography.hazmat.primitives import serialization
 from hubstead.machine.tls.certificates import TLSError, days_left
 
 
-def check_manual(cert_path: str | None, key_path: str | None) -> None:
-    """Refuse a certificate traefik could not serve: missing, not PEM,
-    not matching its key, expired."""
+def check_manual(cert_path: str | None, key_path: str | None) -> tuple[Path, Path]:
+    """The certificate chain and key to serve; TLSError for one traefik could not serve:
+    missing, not PEM, not matching its key, expired."""
     if not cert_path or not key_path:
         raise TLSError("https.mode manual needs https.manual.cert and https.manual.key: "
                        "sudo hubstead config set https.manual.cert /etc/ssl/hub/fullchain.pem (and .key)")
@@ -33,3 +33,4 @@ def check_manual(cert_path: str | None, key_path: str | None) -> None:
                        f"({leaf.subject.rfc4514_string()}); use the key the certificate was issued for")
     if days_left(leaf) <= 0:
         raise TLSError(f"https.manual.cert: {cert_path} expired on {leaf.not_valid_after_utc:%Y-%m-%d}")
+    return Path(cert_path), Path(key_path)

@@ -8,6 +8,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from hubstead.config.model import Settings
 from hubstead.core import paths
 from hubstead.core.files import write_atomic
 from hubstead.machine.health import public_hosts
@@ -19,7 +20,7 @@ SELFSIGNED_DAYS = 825
 RENEW_SELFSIGNED_DAYS = 30
 
 
-def selfsigned_names(effective: dict) -> list[str]:
+def selfsigned_names(effective: Settings) -> list[str]:
     """The configured names, then this machine's addresses and loopback."""
     names = [*effective["https"]["hostnames"], *public_hosts(), "localhost", "127.0.0.1"]
     return list(dict.fromkeys(names))

@@ -6,6 +6,7 @@ import subprocess
 
 from cryptography import x509
 
+from hubstead.config.model import Settings
 from hubstead.core import paths
 from hubstead.machine.tls.certificates import cert_names, days_left, served_certificate
 from hubstead.machine.tls.selfsigned import RENEW_SELFSIGNED_DAYS
@@ -19,14 +20,14 @@ def _timer_next(unit: str) -> str:
     return " ".join(out[:4]) if out and out[0] != "-" else "not scheduled"
 
 
-def served(effective: dict) -> x509.Certificate:
+def served(effective: Settings) -> x509.Certificate:
     """The certificate the proxy serves now (raises OSError when nothing answers)."""
     https = effective["https"]
-    names = https["letsencrypt"]["domains"] or https["hostnames"] or [None]
-    return served_certificate(https["address"] or "127.0.0.1", https["port"], names[0])
+    names = https["letsencrypt"]["domains"] or https["hostnames"]
+    return served_certificate(https["address"] or "127.0.0.1", https["port"], names[0] if names else None)
 
 
-def status(effective: dict) -> dict:
+def status(effective: Settings) -> dict:
     https = effective["https"]
     info = {"mode": https["mode"]}
     if https["mode"] == "off":
