@@ -4,13 +4,14 @@ Everything is validated before the machine is touched; re-running is safe and is
 how Hubstead upgrades (a converge with nothing to do changes nothing).
 """
 
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from hubstead import config
 from hubstead.config.model import Settings
-from hubstead.core import credentials, paths, state, usernames
+from hubstead.core import credentials, paths, usernames
 from hubstead.core.passwords import PasswordStore, check_strength, generate
 from hubstead.core.systemd import journal_logger
 from hubstead.machine import converge, provision, upgrade
@@ -61,17 +62,21 @@ def prepare(admins: list[Admin], user_env: str | None) -> tuple[Settings, dict[s
 
 
 def install(admins: list[Admin], user_env: str | None, on_task=None, previous_hub_env: Path | None = None) -> dict:
-    """Converge the machine — on a machine set up before, as an upgrade with a way back
-    (hubstead.machine.upgrade; ``previous_hub_env``: the hub's environment as it was
-    before the installer put this Hubstead in). Returns a summary for the CLI to print."""
+    """Converge the machine. Run by the installer on a machine set up before (it passes
+    ``previous_hub_env``, the hub's environment as it was before it put this Hubstead in),
+    it is an upgrade with a way back (hubstead.machine.upgrade). Returns a summary for
+    the CLI to print."""
     started = time.monotonic()
-    set_up_before = state.load_applied() is not None
     effective, generated = prepare(admins, user_env)
     log.info("converging roles %s", ", ".join(converge.ROLES))
-    if set_up_before:
+    # A hub that has run (it has a database) is upgraded with a way back; a machine whose
+    # first install never finished is simply converged.
+    if previous_hub_env is not None and paths.HUB_DB.exists():
         outcome = upgrade.run(effective, previous_hub_env, on_task=on_task)
         changed, upgraded = outcome.changed, outcome.upgraded
     else:
+        if previous_hub_env is not None:
+            shutil.rmtree(previous_hub_env, ignore_errors=True)  # nothing to go back to
         changed, upgraded = provision.run(effective, on_task=on_task)[0].changed, False
     log.info("converge done: %d changed", changed)
     return {
