@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -22,6 +23,7 @@ from hubstead.machine.tls.certificates import TLSError, cert_names
 from hubstead.machine.tls.rules import serve
 
 CERT_NAME = "hubstead"  # certbot's lineage name
+ROUTE_LOAD_SECONDS = 5  # for traefik to load a rules file just written
 
 
 def _certbot_dirs() -> list[str]:
@@ -86,10 +88,7 @@ def preflight(domains: list[str], http_port: int) -> None:
             port = "" if http_port == paths.HTTP_PORT else f":{http_port}"
             url = f"http://{domain}{port}/.well-known/acme-challenge/{token}"
             try:
-                with opener.open(url, timeout=10) as resp:
-                    answer = resp.read().decode(errors="replace")
-            except urllib.error.HTTPError as e:
-                answer = f"HTTP {e.code}"
+                answer = _probe(opener, url)
             except (urllib.error.URLError, OSError) as e:
                 reason = getattr(e, "reason", e)
                 problems.append(f"{domain} resolves to {', '.join(addresses)} but http://{domain}{port}/ "
@@ -107,6 +106,20 @@ def preflight(domains: list[str], http_port: int) -> None:
     if problems:
         raise TLSError("Let's Encrypt preflight failed, nothing was asked of the ACME server:\n  "
                        + "\n  ".join(problems))
+
+
+def _probe(opener, url: str) -> str:
+    """What ``url`` answers. traefik loads the challenge route written just before a
+    moment later: until then it answers 404, which is tried again for a few seconds."""
+    deadline = time.monotonic() + ROUTE_LOAD_SECONDS
+    while True:
+        try:
+            with opener.open(url, timeout=10) as resp:
+                return resp.read().decode(errors="replace")
+        except urllib.error.HTTPError as e:
+            if e.code != 404 or time.monotonic() > deadline:
+                return f"HTTP {e.code}"
+        time.sleep(0.2)
 
 
 def _lineage_domains() -> list[str]:
