@@ -6,6 +6,7 @@ test can run alone: the class, zed and bob's session come from fixtures."""
 import csv
 import datetime
 import re
+from typing import NamedTuple
 
 import pytest
 from browser import Browser
@@ -34,10 +35,14 @@ def zed_account(hub):
     hub.tb.run("hubstead", "users", "add", "zed", "--password-stdin", input="zed-password-1\n")
 
 
+class Imported(NamedTuple):
+    page: str  # the teacher's page showing the result
+    passwords: dict[str, str]  # what the page hands out, by name
+
+
 @pytest.fixture(scope="module")
 def imported(teacher_browser, tmp_path_factory):
-    """CLASS_CSV imported on the teacher's page: the result page, and the passwords it
-    hands out by name."""
+    """CLASS_CSV imported on the teacher's page."""
     roster = tmp_path_factory.mktemp("roster") / "class.csv"
     roster.write_text(CLASS_CSV)
     teacher_browser.open("/services/teacher/")
@@ -48,7 +53,7 @@ def imported(teacher_browser, tmp_path_factory):
     page = teacher_browser.page_source
     teacher_browser.click("#download-passwords")
     rows = list(csv.DictReader(teacher_browser.wait_download(".csv").open()))
-    return page, {r["username"]: r["password"] for r in rows}
+    return Imported(page, {r["username"]: r["password"] for r in rows})
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +62,7 @@ def bob(imported):
     The test of that first login may have made him choose it already."""
     session = HubSession()
     if session.login("bob", BOB_CHOSEN).status_code != 302:
-        initial = imported[1]["bob"]
+        initial = imported.passwords["bob"]
         assert session.login("bob", initial).status_code == 302
         assert session.change_password(initial, BOB_CHOSEN).status_code == 200
     session.start_server("bob")
@@ -92,7 +97,7 @@ def test_import_a_csv_with_one_bad_row(hub, host, imported):
 
 
 def test_a_student_logs_in_with_theirs_chooses_a_new_one_and_gets_jupyterlab(host, imported):
-    initial = imported[1]["bob"]
+    initial = imported.passwords["bob"]
     with Browser() as student:
         student.login("bob", initial)
         student.wait_url_contains("/hub/change-password")
@@ -116,7 +121,7 @@ def test_the_teacher_resets_a_forgotten_password(teacher_browser, imported):
     teacher_browser.click("#user-carl .reset")
     new = teacher_browser.text_of("#new-password")
     teacher_browser.screenshot("teacher-reset")
-    assert HubSession().login("carl", imported[1]["carl"]).status_code == 403
+    assert HubSession().login("carl", imported.passwords["carl"]).status_code == 403
     carl = HubSession()
     r = carl.login("carl", new)
     assert r.status_code == 302 and r.headers["Location"].endswith("/hub/change-password")
