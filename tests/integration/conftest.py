@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession
 from targethost import target_host
 from testbed import Testbed
 
@@ -54,3 +54,11 @@ def hub():
 def host(hub):
     """testinfra's view of the hub's target (host.file(), host.user(), host.service(), ...)."""
     return target_host(hub.tb)
+
+
+@pytest.fixture(scope="module")
+def teacher(hub):
+    """The admin's (a teacher's) logged-in session on the hub."""
+    session = HubSession()
+    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
+    return session

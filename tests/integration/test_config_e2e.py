@@ -34,13 +34,6 @@ def student_account(hub):
 
 
 @pytest.fixture(scope="module")
-def teacher(hub):
-    session = HubSession()
-    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
-    return session
-
-
-@pytest.fixture(scope="module")
 def global_limits(hub):
     """Memory and CPU limits for everyone, reloaded into the hub: the reload's output."""
     config(hub, "set", "limits.memory", "2G")

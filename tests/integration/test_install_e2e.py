@@ -20,13 +20,6 @@ STUDENT_UNIT = "jupyter-student1"
 
 
 @pytest.fixture(scope="module")
-def teacher(hub):
-    session = HubSession()
-    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
-    return session
-
-
-@pytest.fixture(scope="module")
 def added(teacher):
     """The hub's answer to adding STUDENT through its REST API (what its admin page does)."""
     return teacher.api("POST", f"/users/{STUDENT}")

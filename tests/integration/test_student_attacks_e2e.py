@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, HubSession, run_code, wait_for_route
 
 from hubstead.core import paths, usernames
 
@@ -25,13 +25,6 @@ _picks = [{SQUATTED_PORT}]
 _random_port = _spawner_module.random_port
 _spawner_module.random_port = lambda: _picks.pop() if _picks else _random_port()
 """
-
-
-@pytest.fixture(scope="module")
-def teacher(hub):
-    session = HubSession()
-    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
-    return session
 
 
 def signed_in(name: str) -> HubSession:
