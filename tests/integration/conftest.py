@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession
+from targethost import target_host
 from testbed import SUITE, Testbed
 
 CHECKOUT = Path(__file__).resolve().parents[2]
@@ -19,9 +20,6 @@ class InstalledHub:
             "python3", "/opt/src/bin/bootstrap.py", "--from", "/opt/src", "--user-env", "venv",
             "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", *extra, timeout=1200,
         )
-
-    def unit_property(self, unit: str, prop: str) -> str:
-        return self.tb.run("systemctl", "show", unit, "-p", prop, "--value").stdout.strip()
 
     def wait_http(self, url: str, timeout: float = 60, status: int | None = None) -> requests.Response:
         """The first answer below 500 (or with ``status``): traefik answers 404 before it
@@ -80,3 +78,17 @@ def targets():
     finally:
         while booted:
             booted.pop().tb.down()
+
+
+@pytest.fixture(scope="module")
+def host(hub):
+    """testinfra's view of the hub's target (host.file(), host.user(), host.service(), ...)."""
+    return target_host(hub.tb)
+
+
+@pytest.fixture(scope="module")
+def teacher(hub):
+    """The admin's (a teacher's) logged-in session on the hub."""
+    session = HubSession()
+    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
+    return session

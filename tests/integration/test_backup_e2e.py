@@ -8,6 +8,7 @@ import shutil
 
 import pytest
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from targethost import target_host
 
 from hubstead.core import credentials, paths, usernames
 
@@ -117,8 +118,8 @@ def test_a_damaged_backup_is_refused_and_nothing_changes(moved):
                                       *credentials.FILES.values())]
 
     def machine():
-        return (b.tb.run("sha256sum", *watched).stdout, b.unit_property(paths.HUB_UNIT, "MainPID"),
-                b.tb.run("getent", "passwd").stdout)
+        hub_pid = target_host(b.tb).service(paths.HUB_UNIT).systemd_properties["MainPID"]
+        return b.tb.run("sha256sum", *watched).stdout, hub_pid, b.tb.run("getent", "passwd").stdout
 
     before = machine()
     for file in ("/root/damaged.hsb", "/etc/hostname", "/root/missing.hsb"):

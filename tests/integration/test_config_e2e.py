@@ -1,5 +1,6 @@
 """`hubstead config` on a booted target: settings reach the running hub after a reload or
-an apply, bad values change nothing, and reloads keep user servers running."""
+an apply, bad values change nothing, and reloads keep user servers running. Each test
+can run alone: the student, the teacher and the global limits come from fixtures."""
 
 import re
 import time
@@ -8,11 +9,13 @@ import pytest
 import requests
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession
 
+from hubstead.core import paths
+
 pytestmark = pytest.mark.integration
 
 STUDENT, STUDENT_PASSWORD = "student1", "student-pass-1"
+STUDENT_UNIT = "jupyter-student1"
 GiB = 2**30
-state = {}
 
 
 def config(hub, *args, check=True):
@@ -25,76 +28,85 @@ def student_session(base="http://127.0.0.1"):
     return session
 
 
-def test_setup_a_student(hub):
+@pytest.fixture(scope="module")
+def student_account(hub):
     hub.tb.run("hubstead", "users", "add", STUDENT, "--password-stdin", input=STUDENT_PASSWORD + "\n")
-    state["teacher"] = HubSession()
-    assert state["teacher"].login(ADMIN, ADMIN_PASSWORD).status_code == 302
 
 
-def test_bad_value_is_refused_and_the_file_unchanged(hub):
-    before = hub.tb.run("sha256sum", "/etc/hubstead/config.yaml").stdout
+@pytest.fixture(scope="module")
+def global_limits(hub):
+    """Memory and CPU limits for everyone, reloaded into the hub: the reload's output."""
+    config(hub, "set", "limits.memory", "2G")
+    config(hub, "set", "limits.cpu", "1.5")
+    return config(hub, "reload", "hub").stdout
+
+
+@pytest.fixture(scope="module")
+def student(student_account, global_limits):
+    """The student's session, with a server started after the global limits were set."""
+    session = student_session()
+    session.start_server(STUDENT)
+    return session
+
+
+def test_bad_value_is_refused_and_the_file_unchanged(hub, host):
+    before = host.file(str(paths.CONFIG_FILE)).sha256sum
     r = config(hub, "set", "limits.memory", "lots", check=False)
     assert r.returncode == 1
     assert r.stderr.strip() == ("hubstead: error: limits.memory: 'lots' is not allowed; use a size like "
                                 "512M, 2G or 1.5G (suffix K, M, G or T), or null")
-    assert hub.tb.run("sha256sum", "/etc/hubstead/config.yaml").stdout == before
+    assert host.file(str(paths.CONFIG_FILE)).sha256sum == before
     r = config(hub, "set", "limits.memroy", "2G", check=False)
     assert r.returncode == 1 and "limits.memroy: unknown setting" in r.stderr
 
 
-def test_limits_reach_the_unit_of_the_next_spawn(hub):
-    config(hub, "set", "limits.memory", "2G")
-    config(hub, "set", "limits.cpu", "1.5")
-    out = config(hub, "reload", "hub").stdout
-    assert re.search(r"hub reloaded in \d+\.\d s", out)
-    session = student_session()
-    session.start_server(STUDENT)
-    assert hub.unit_property("jupyter-student1", "MemoryMax") == str(2 * GiB)
-    assert hub.unit_property("jupyter-student1", "CPUQuotaPerSecUSec") == "1.500000s"
-    state["student"] = session
+def test_limits_reach_the_unit_of_the_next_spawn(host, global_limits, student):
+    assert re.search(r"hub reloaded in \d+\.\d s", global_limits)
+    unit = host.service(STUDENT_UNIT).systemd_properties
+    assert unit["MemoryMax"] == str(2 * GiB)
+    assert unit["CPUQuotaPerSecUSec"] == "1.500000s"
 
 
-def test_group_limits_override_for_members(hub):
-    teacher = state["teacher"]
+def test_group_limits_override_for_members(hub, host, teacher, student):
     assert teacher.api("POST", "/groups/lab").status_code == 201
     assert teacher.api("POST", "/groups/lab/users", json={"users": [STUDENT]}).status_code == 200
     config(hub, "set", "limits.groups.lab.memory", "4G")
     config(hub, "reload", "hub")
-    session = state["student"]
     assert teacher.api("DELETE", f"/users/{STUDENT}/server").status_code in (202, 204)
     for _ in range(60):
-        if hub.unit_property("jupyter-student1", "ActiveState") != "active":
+        if not host.service(STUDENT_UNIT).is_running:
             break
         time.sleep(0.5)
-    session.start_server(STUDENT)
-    assert hub.unit_property("jupyter-student1", "MemoryMax") == str(4 * GiB)
-    assert hub.unit_property("jupyter-student1", "CPUQuotaPerSecUSec") == "1.500000s"  # global cpu kept
+    student.start_server(STUDENT)
+    unit = host.service(STUDENT_UNIT).systemd_properties
+    assert unit["MemoryMax"] == str(4 * GiB)
+    assert unit["CPUQuotaPerSecUSec"] == "1.500000s"  # global cpu kept
 
 
-def test_reload_proxy_keeps_a_running_server_reachable(hub):
-    token = state["student"].token(STUDENT)
-    pid = hub.unit_property("jupyter-student1", "MainPID")
+def test_reload_proxy_keeps_a_running_server_reachable(hub, host, student):
+    token = student.token(STUDENT)
+    pid = host.service(STUDENT_UNIT).systemd_properties["MainPID"]
     out = config(hub, "reload", "proxy").stdout
     assert re.search(r"proxy reloaded in \d+\.\d s", out)
     r = requests.get(f"http://127.0.0.1/user/{STUDENT}/api/status",
                      headers={"Authorization": f"token {token}"}, timeout=30)
     assert r.status_code == 200
-    assert hub.unit_property("jupyter-student1", "MainPID") == pid
+    assert host.service(STUDENT_UNIT).systemd_properties["MainPID"] == pid
 
 
-def test_a_short_cull_timeout_culls_an_idle_server(hub):
+def test_a_short_cull_timeout_culls_an_idle_server(hub, host, teacher, student):
     config(hub, "set", "services.cull.timeout", "15")
     config(hub, "set", "services.cull.every", "5")
     config(hub, "reload", "hub")
     deadline = time.monotonic() + 150
-    while hub.unit_property("jupyter-student1", "ActiveState") == "active":
+    while host.service(STUDENT_UNIT).is_running:
         assert time.monotonic() < deadline, "the idle server was not culled"
         time.sleep(2)
-    server = state["teacher"].api("GET", f"/users/{STUDENT}").json()["servers"].get("")
+    server = teacher.api("GET", f"/users/{STUDENT}").json()["servers"].get("")
     assert not server or server.get("stopped") or not server.get("ready")
 
 
-def test_base_url_moves_the_hub(hub):
+def test_base_url_moves_the_hub(hub, student_account):
     config(hub, "set", "base_url", "/course/")
     config(hub, "reload", "hub")
     assert requests.get("http://127.0.0.1/course/hub/login", timeout=30).status_code == 200
@@ -106,28 +118,29 @@ def test_base_url_moves_the_hub(hub):
     assert requests.get("http://127.0.0.1/hub/login", timeout=30).status_code == 200
 
 
-def test_users_allowed_refuses_someone_else(hub):
+def test_users_allowed_refuses_someone_else(hub, host):
     # FirstUse lets anyone create an account by logging in: users.allowed is what stops them.
     config(hub, "set", "auth.type", "firstuse")
     config(hub, "set", "auth.FirstUseAuthenticator.create_users", "true")
     config(hub, "set", "users.allowed", "[alice]")
     config(hub, "reload", "hub")
     assert HubSession().login("alice", "alice-first-pass").status_code == 302
-    assert hub.tb.run("getent", "passwd", "jupyter-alice").returncode == 0
+    assert host.user("jupyter-alice").exists
     assert HubSession().login("mallory", "mallory-pass-1").status_code == 403
-    assert hub.tb.run("getent", "passwd", "jupyter-mallory", check=False).returncode == 2
+    assert not host.user("jupyter-mallory").exists
     for key in ("users.allowed", "auth.FirstUseAuthenticator", "auth.type"):
         config(hub, "unset", key)
     config(hub, "reload", "hub")
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
 
 
-def test_dry_run_shows_the_machine_change_and_writes_nothing(hub):
-    before = hub.tb.run("sha256sum", "/etc/hubstead/config.yaml", "/etc/hubstead/traefik.toml").stdout
+def test_dry_run_shows_the_machine_change_and_writes_nothing(hub, host):
+    files = [host.file(str(path)) for path in (paths.CONFIG_FILE, paths.TRAEFIK_CONFIG)]
+    before = [f.sha256sum for f in files]
     out = config(hub, "set", "--dry-run", "http.port", "8080").stdout
     assert "http.port: 80 → 8080" in out
     assert '+address = ":8080"' in out and '-address = ":80"' in out
-    assert hub.tb.run("sha256sum", "/etc/hubstead/config.yaml", "/etc/hubstead/traefik.toml").stdout == before
+    assert [f.sha256sum for f in files] == before
 
 
 def test_a_port_change_needs_apply_and_apply_moves_the_proxy(hub):
@@ -150,7 +163,7 @@ def test_escape_hatch_is_loaded_last(hub):
     assert "Hatch works" in requests.get("http://127.0.0.1/hub/login", timeout=30).text
 
 
-def test_csp_frame_ancestors_allows_embedding(hub):
+def test_csp_frame_ancestors_allows_embedding(hub, student_account):
     config(hub, "set", "hub.csp_frame_ancestors", "[https://lms.example.edu]")
     config(hub, "reload", "hub")
     csp = requests.get("http://127.0.0.1/hub/login", timeout=30).headers["Content-Security-Policy"]

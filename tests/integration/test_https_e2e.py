@@ -1,5 +1,6 @@
 """HTTPS on a booted target, every mode through `hubstead config set` + `apply`; Let's
-Encrypt against Debian's Pebble ACME server on loopback (never the real one)."""
+Encrypt against Debian's Pebble ACME server on loopback (never the real one). Each test
+can run alone: the mode it starts from is set up by a fixture."""
 
 import re
 import socket
@@ -18,7 +19,6 @@ pytestmark = [pytest.mark.integration,
               pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")]
 
 DOMAIN = "hub.example.test"
-state = {}
 
 MAKE_CERT = """
 import datetime, sys
@@ -61,59 +61,69 @@ def names(cert):
         {str(n) for n in san.get_values_for_type(x509.IPAddress)}
 
 
-def traefik_pid(hub):
-    return hub.unit_property("traefik", "MainPID")
+def traefik_pid(host):
+    return host.service(paths.PROXY_UNIT).systemd_properties["MainPID"]
 
 
-def test_a_running_server_before_https(hub):
+@pytest.fixture(scope="module")
+def running_server(hub, host):
+    """A student's server started over plain HTTP: its API token and its process."""
     hub.tb.run("hubstead", "users", "add", "student1", "--password-stdin", input="student-pass-1\n")
     student = HubSession()
     assert student.login("student1", "student-pass-1").status_code == 302
     student.start_server("student1")
-    state["token"] = student.token("student1")
-    state["server_pid"] = hub.unit_property("jupyter-student1", "MainPID")
+    return student.token("student1"), host.service("jupyter-student1").systemd_properties["MainPID"]
 
 
-def test_selfsigned_serves_a_certificate_with_the_right_names(hub):
+@pytest.fixture(scope="module")
+def selfsigned(hub, running_server):
+    """Self-signed HTTPS applied while a server runs: apply's output."""
     config(hub, "set", "https.mode", "selfsigned")
     config(hub, "set", "https.hostnames", f"[{DOMAIN}]")
-    out = config(hub, "apply").stdout
-    assert "by roles proxy, hub" in out
+    return config(hub, "apply").stdout
+
+
+@pytest.fixture(scope="module")
+def manual_cert(hub):
+    """A certificate and its key in /etc/ssl/hub, and a key of another certificate."""
+    hub.tb.run(str(paths.HUB_ENV / "bin" / "python"), "-c", MAKE_CERT, "/etc/ssl/hub")
+
+
+def test_selfsigned_serves_a_certificate_with_the_right_names(hub, host, selfsigned):
+    assert "by roles proxy, hub" in selfsigned
     cert = served()
     assert {DOMAIN, "127.0.0.1", "localhost"} <= names(cert)
     r = requests.get("https://127.0.0.1/hub/login", verify=False, timeout=30)
     assert r.status_code == 200 and "Strict-Transport-Security" not in r.headers  # not for self-signed
-    mode = hub.tb.run("stat", "-c", "%a", "/var/lib/hubstead/tls/selfsigned.key").stdout.strip()
-    assert mode == "600"
+    assert host.file(str(paths.TLS_DIR / "selfsigned.key")).mode == 0o600
     status = hub.tb.run("hubstead", "cert", "status").stdout
     assert re.search(r"mode:\s+selfsigned", status) and DOMAIN in status
 
 
-def test_the_running_server_is_reachable_over_https(hub):
+def test_the_running_server_is_reachable_over_https(host, running_server, selfsigned):
+    token, pid = running_server
     r = requests.get("https://127.0.0.1/user/student1/api/status", verify=False, timeout=30,
-                     headers={"Authorization": f"token {state['token']}"})
+                     headers={"Authorization": f"token {token}"})
     assert r.status_code == 200
-    assert hub.unit_property("jupyter-student1", "MainPID") == state["server_pid"]
+    assert host.service("jupyter-student1").systemd_properties["MainPID"] == pid
 
 
-def test_http_redirects_to_https(hub):
+def test_http_redirects_to_https(selfsigned):
     r = requests.get("http://127.0.0.1/hub/login?next=x", allow_redirects=False, timeout=30)
     assert r.status_code in (301, 308)
     assert r.headers["Location"] == "https://127.0.0.1/hub/login?next=x"
 
 
-def test_tls_12_is_the_minimum(hub):
+def test_tls_12_is_the_minimum(host, selfsigned):
     tls12 = ssl._create_unverified_context()
     tls12.maximum_version = ssl.TLSVersion.TLSv1_2
     with socket.create_connection(("127.0.0.1", 443), timeout=10) as sock, tls12.wrap_socket(sock) as s:
         assert s.version() == "TLSv1.2"
-    tls_rules = hub.tb.run("cat", str(paths.TLS_RULES_FILE)).stdout
-    assert 'minVersion = "VersionTLS12"' in tls_rules
+    assert 'minVersion = "VersionTLS12"' in host.file(str(paths.TLS_RULES_FILE)).content_string
 
 
-def test_manual_with_a_key_that_does_not_match_is_refused_and_nothing_changes(hub):
-    hub.tb.run("/opt/hubstead/hub/bin/python", "-c", MAKE_CERT, "/etc/ssl/hub")
-    before = hub.tb.run("sha256sum", str(paths.TLS_RULES_FILE)).stdout
+def test_manual_with_a_key_that_does_not_match_is_refused_and_nothing_changes(hub, host, selfsigned, manual_cert):
+    before = host.file(str(paths.TLS_RULES_FILE)).sha256sum
     served_before = served().serial_number
     config(hub, "set", "https.mode", "manual")
     config(hub, "set", "https.manual.cert", "/etc/ssl/hub/fullchain.pem")
@@ -121,11 +131,13 @@ def test_manual_with_a_key_that_does_not_match_is_refused_and_nothing_changes(hu
     r = config(hub, "apply", check=False)
     assert r.returncode == 1
     assert "https.manual.key: /etc/ssl/hub/other.key does not belong to the certificate" in r.stderr
-    assert hub.tb.run("sha256sum", str(paths.TLS_RULES_FILE)).stdout == before
+    assert host.file(str(paths.TLS_RULES_FILE)).sha256sum == before
     assert served().serial_number == served_before
 
 
-def test_manual_with_the_right_key_is_served_with_hsts(hub):
+def test_manual_with_the_right_key_is_served_with_hsts(hub, manual_cert):
+    config(hub, "set", "https.mode", "manual")
+    config(hub, "set", "https.manual.cert", "/etc/ssl/hub/fullchain.pem")
     config(hub, "set", "https.manual.key", "/etc/ssl/hub/privkey.pem")
     config(hub, "apply")
     assert "manual.example.test" in names(served())
@@ -148,58 +160,64 @@ def pebble(hub, tmp_path_factory):
         server.stop()
 
 
-def test_letsencrypt_issues_through_the_proxy_with_the_real_challenge(hub, pebble, tmp_path):
+@pytest.fixture(scope="module")
+def letsencrypt(hub, pebble, tmp_path_factory):
+    """Let's Encrypt mode applied against Pebble: the file with Pebble's roots, to verify with."""
     for key, value in (("https.letsencrypt.email", "admin@example.test"),
                        ("https.letsencrypt.domains", f"[{DOMAIN}]"),
                        ("https.letsencrypt.server", pebble.directory_url),
                        ("https.mode", "letsencrypt")):
         config(hub, "set", key, value)
     config(hub, "apply")
-    roots = tmp_path / "pebble-roots.pem"
+    roots = tmp_path_factory.mktemp("pebble-roots") / "pebble-roots.pem"
     roots.write_text(pebble.roots_pem())
-    cert = served(server_name=DOMAIN, cafile=str(roots))  # the chain verifies to Pebble's root
+    return str(roots)
+
+
+def test_letsencrypt_issues_through_the_proxy_with_the_real_challenge(hub, host, letsencrypt):
+    cert = served(server_name=DOMAIN, cafile=letsencrypt)  # the chain verifies to Pebble's root
     assert DOMAIN in names(cert)
     assert "Pebble" in cert.issuer.rfc4514_string()
-    assert hub.tb.run("systemctl", "is-enabled", "hubstead-certbot.timer").stdout.strip() == "enabled"
+    assert host.service(paths.CERTBOT_TIMER).systemd_properties["UnitFileState"] == "enabled"
     status = hub.tb.run("hubstead", "cert", "status").stdout
     assert "Pebble" in status and "certbot renews from" in status
-    state["serial"], state["roots"] = cert.serial_number, str(roots)
 
 
-def test_port_80_redirects_except_the_acme_challenge(hub, pebble):
+def test_port_80_redirects_except_the_acme_challenge(letsencrypt):
     r = requests.get("http://127.0.0.1/hub/", allow_redirects=False, timeout=30)
     assert r.status_code in (301, 308) and r.headers["Location"].startswith("https://")
     r = requests.get("http://127.0.0.1/.well-known/acme-challenge/x", allow_redirects=False, timeout=30)
     assert r.status_code not in (301, 308)
 
 
-def test_forced_renewal_is_served_without_a_restart(hub, pebble):
-    pid = traefik_pid(hub)
+def test_forced_renewal_is_served_without_a_restart(hub, host, letsencrypt):
+    serial = served(server_name=DOMAIN, cafile=letsencrypt).serial_number
+    pid = traefik_pid(host)
     hub.tb.run("hubstead", "cert", "renew", "--force", timeout=300)
     deadline = time.monotonic() + 20
-    while served(server_name=DOMAIN, cafile=state["roots"]).serial_number == state["serial"]:
+    while served(server_name=DOMAIN, cafile=letsencrypt).serial_number == serial:
         assert time.monotonic() < deadline, "the renewed certificate was not served"
         time.sleep(0.5)
-    assert traefik_pid(hub) == pid
+    assert traefik_pid(host) == pid
 
 
-def test_a_domain_that_does_not_resolve_fails_in_preflight_and_the_hub_keeps_serving(hub, pebble):
-    serial = served(server_name=DOMAIN, cafile=state["roots"]).serial_number
+def test_a_domain_that_does_not_resolve_fails_in_preflight_and_the_hub_keeps_serving(hub, letsencrypt):
+    serial = served(server_name=DOMAIN, cafile=letsencrypt).serial_number
     config(hub, "set", "https.letsencrypt.domains", "[nowhere.invalid]")
     r = config(hub, "apply", check=False)
     assert r.returncode == 1
     assert "nothing was asked of the ACME server" in r.stderr
     assert "nowhere.invalid does not resolve" in r.stderr and "add a DNS A record" in r.stderr
     assert requests.get("https://127.0.0.1/hub/login", verify=False, timeout=30).status_code == 200
-    assert served(server_name=DOMAIN, cafile=state["roots"]).serial_number == serial
+    assert served(server_name=DOMAIN, cafile=letsencrypt).serial_number == serial
     config(hub, "set", "https.letsencrypt.domains", f"[{DOMAIN}]")
 
 
-def test_back_to_plain_http(hub):
+def test_back_to_plain_http(hub, host, letsencrypt):
     config(hub, "set", "https.mode", "off")
     config(hub, "apply")
     r = requests.get("http://127.0.0.1/hub/login", allow_redirects=False, timeout=30)
     assert r.status_code == 200
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", 443), timeout=5).close()
-    assert hub.tb.run("systemctl", "is-enabled", "hubstead-certbot.timer", check=False).returncode != 0
+    assert not host.service(paths.CERTBOT_TIMER).exists  # removed, so not enabled either

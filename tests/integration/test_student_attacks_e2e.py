@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, HubSession, run_code, wait_for_route
 
 from hubstead.core import paths, usernames
 
@@ -25,13 +25,6 @@ _picks = [{SQUATTED_PORT}]
 _random_port = _spawner_module.random_port
 _spawner_module.random_port = lambda: _picks.pop() if _picks else _random_port()
 """
-
-
-@pytest.fixture(scope="module")
-def teacher(hub):
-    session = HubSession()
-    assert session.login(ADMIN, ADMIN_PASSWORD).status_code == 302
-    return session
 
 
 def signed_in(name: str) -> HubSession:
@@ -153,7 +146,7 @@ subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
         hub.tb.run("hubstead", "config", "reload", "hub")
 
 
-def test_a_hub_name_that_looks_like_a_cut_long_name_cannot_take_its_account(hub, teacher):
+def test_a_hub_name_that_looks_like_a_cut_long_name_cannot_take_its_account(hub, host, teacher):
     long_name = "averyveryverylongstudentname1"
     hub.tb.run("hubstead", "users", "add", long_name, "--password-stdin", input=PASSWORD + "\n")
     unix_name = usernames.unix_name(long_name)
@@ -163,8 +156,7 @@ def test_a_hub_name_that_looks_like_a_cut_long_name_cannot_take_its_account(hub,
     assert r.status_code == 400
     assert f"Unix account {unix_name} belongs to hub user '{long_name}'" in r.json()["message"]
     assert teacher.api("GET", f"/users/{lookalike}").status_code == 404
-    home = hub.tb.run("getent", "passwd", unix_name).stdout.split(":")
-    assert home[4] == f"Hubstead user {long_name}"
+    assert host.user(unix_name).gecos == f"Hubstead user {long_name}"
 
 
 def test_a_removed_users_password_does_not_come_back_with_the_name(hub, teacher):
@@ -244,19 +236,19 @@ print(json.dumps({{"ssh": [ssh.returncode, ssh.stdout], "cron": [cron.returncode
     tb.run("bash", "-c", "systemctl disable --now ssh; rm /etc/ssh/sshd_config.d/00-test.conf")
 
 
-def test_students_together_cannot_take_the_hubs_memory(hub, mallory):
+def test_students_together_cannot_take_the_hubs_memory(hub, host, mallory):
     # What a real VM enforces; this target has no memory controller to enforce it with
     # (a runaway here is not stopped), so the test reads what systemd was told.
     unit = f"jupyter-{MALLORY}"
     total = int(hub.tb.run("python3", "-c",
                            "import os; print(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))").stdout)
-    assert hub.unit_property(unit, "Slice") == paths.USERS_SLICE
-    all_students = int(hub.unit_property(paths.USERS_SLICE, "MemoryMax"))
-    one_student = int(hub.unit_property(unit, "MemoryMax"))
-    assert one_student < all_students < total
-    assert hub.unit_property(unit, "OOMPolicy") == "continue"  # a kernel dies, not the server
-    for service in ("jupyterhub", "traefik"):
-        assert int(hub.unit_property(service, "OOMScoreAdjust")) < 0
+    student = host.service(unit).systemd_properties
+    assert student["Slice"] == paths.USERS_SLICE
+    all_students = int(host.service(paths.USERS_SLICE).systemd_properties["MemoryMax"])
+    assert int(student["MemoryMax"]) < all_students < total
+    assert student["OOMPolicy"] == "continue"  # a kernel dies, not the server
+    for service in (paths.HUB_UNIT, paths.PROXY_UNIT):
+        assert int(host.service(service).systemd_properties["OOMScoreAdjust"]) < 0
 
 
 def test_other_users_command_lines_are_invisible(hub, mallory):
@@ -364,20 +356,19 @@ def test_a_teacher_cannot_act_as_a_sysadmin(hub, teacher, mallory):
         hub.tb.run("hubstead", "config", "reload", "hub")
 
 
-def test_the_next_user_with_a_deleted_accounts_uid_cannot_read_its_kept_home(hub, teacher):
+def test_the_next_user_with_a_deleted_accounts_uid_cannot_read_its_kept_home(hub, host, teacher):
     hub.tb.run("hubstead", "config", "set", "users.removal.account", "delete")
     hub.tb.run("hubstead", "config", "set", "users.removal.home", "keep")
     hub.tb.run("hubstead", "config", "reload", "hub")
     try:
         hub.tb.run("hubstead", "users", "add", "olga", "--password-stdin", input=PASSWORD + "\n")
-        uid = hub.tb.run("id", "-u", "jupyter-olga").stdout.strip()
+        uid = host.user("jupyter-olga").uid
         hub.tb.run("bash", "-c", "echo olga-notes > /home/jupyter-olga/notes.txt"
                                  " && chown jupyter-olga /home/jupyter-olga/notes.txt")
         assert teacher.api("DELETE", "/users/olga").status_code == 204
         hub.tb.run("hubstead", "users", "add", "pete", "--password-stdin", input=PASSWORD + "\n")
-        assert hub.tb.run("id", "-u", "jupyter-pete").stdout.strip() == uid  # useradd reuses the free UID
-        owners = hub.tb.run("stat", "-c", "%u", "/home/jupyter-olga", "/home/jupyter-olga/notes.txt").stdout.split()
-        assert owners == ["0", "0"]
+        assert host.user("jupyter-pete").uid == uid  # useradd reuses the free UID
+        assert [host.file(f).uid for f in ("/home/jupyter-olga", "/home/jupyter-olga/notes.txt")] == [0, 0]
         read = hub.tb.run("runuser", "-u", "jupyter-pete", "--", "cat", "/home/jupyter-olga/notes.txt", check=False)
         assert read.returncode != 0 and "olga-notes" not in read.stdout
     finally:

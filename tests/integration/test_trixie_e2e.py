@@ -4,6 +4,7 @@ on Debian 12, on a booted trixie target."""
 import pytest
 from conftest import installed
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from targethost import target_host
 
 pytestmark = pytest.mark.integration
 
@@ -28,4 +29,4 @@ def test_debian_13_installs_and_a_student_computes(trixie):
     token = tess.token("tess")
     wait_for_route("tess", token)
     assert run_code("tess", token, "print(6 * 7)").strip() == "42"
-    assert trixie.unit_property("jupyter-tess", "User") == "jupyter-tess"
+    assert target_host(trixie.tb).service("jupyter-tess").systemd_properties["User"] == "jupyter-tess"

@@ -7,6 +7,7 @@ import subprocess
 import pytest
 from conftest import CHECKOUT, InstalledHub
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from targethost import target_host
 from testbed import Testbed
 
 from hubstead.core import paths
@@ -58,7 +59,7 @@ def old_hub():
 
 
 def _server_pid(hub) -> str:
-    return hub.unit_property(f"jupyter-{STUDENT}", "MainPID")
+    return target_host(hub.tb).service(f"jupyter-{STUDENT}").systemd_properties["MainPID"]
 
 
 def _hub_answers_and_the_student_computes(hub):
@@ -77,7 +78,7 @@ def test_upgrading_from_the_older_hubstead_keeps_the_running_server(old_hub):
     assert _server_pid(old_hub) == pid  # the student's server ran through the upgrade
     _hub_answers_and_the_student_computes(old_hub)
     # What the new version changed on the machine: the proxy is no longer root.
-    traefik = old_hub.unit_property(paths.PROXY_UNIT, "MainPID")
+    traefik = target_host(old_hub.tb).service(paths.PROXY_UNIT).systemd_properties["MainPID"]
     assert old_hub.tb.run("stat", "-c", "%U", f"/proc/{traefik}").stdout.strip() == paths.PROXY_USER
     leftovers = [str(p) for p in (paths.STATE_DIR / "rules", paths.PREVIOUS_STATE_DIR, paths.PREVIOUS_USER_ENV,
                                   paths.PREFIX / "previous-hub")]
