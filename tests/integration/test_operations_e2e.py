@@ -17,15 +17,21 @@ pytestmark = pytest.mark.integration
 STUDENT, STUDENT_PASSWORD = "student1", "student-pass-1"
 
 
-def hubstead(hub, *args, check=True):
-    return hub.tb.run("hubstead", *args, check=check, timeout=120)
+def hubstead(hub, *args, check=True, **kwargs):
+    return hub.tb.run("hubstead", *args, check=check, timeout=120, **kwargs)
 
 
-def test_status_shows_the_units_and_a_running_server(hub):
+@pytest.fixture(scope="module")
+def student(hub):
+    """A student whose server runs."""
     hubstead(hub, "users", "add", STUDENT, "--password-stdin", input=STUDENT_PASSWORD + "\n")
     session = HubSession()
     assert session.login(STUDENT, STUDENT_PASSWORD).status_code == 302
     session.start_server(STUDENT)
+    return session
+
+
+def test_status_shows_the_units_and_a_running_server(hub, student):
     out = hubstead(hub, "status").stdout
     assert re.search(rf"^hub: +active since .+ \({re.escape(paths.HUB_UNIT)}\)$", out, re.M), out
     assert re.search(rf"^proxy: +active since .+ \({re.escape(paths.PROXY_UNIT)}\)$", out, re.M), out
@@ -75,7 +81,7 @@ def test_logs_teacher_shows_the_teacher_pages_own_lines(hub):
     assert paths.TEACHER_LOG in out
 
 
-def test_logs_of_a_student_is_their_servers_unit(hub):
+def test_logs_of_a_student_is_their_servers_unit(hub, student):
     # systemd's own line about the unit ("Started jupyter-student1.service …") is in it.
     assert f"jupyter-{STUDENT}.service" in hubstead(hub, "logs", STUDENT, "-n", "1000").stdout
 

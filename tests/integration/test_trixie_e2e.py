@@ -29,4 +29,5 @@ def test_debian_13_installs_and_a_student_computes(trixie):
     token = tess.token("tess")
     wait_for_route("tess", token)
     assert run_code("tess", token, "print(6 * 7)").strip() == "42"
-    assert target_host(trixie.tb).service("jupyter-tess").systemd_properties["User"] == "jupyter-tess"
+    pid = target_host(trixie.tb).service("jupyter-tess").systemd_properties["MainPID"]
+    assert trixie.tb.run("stat", "-c", "%U", f"/proc/{pid}").stdout.strip() == "jupyter-tess"
