@@ -71,6 +71,17 @@ def wait_for_route(name: str, token: str, base: str = BASE, timeout: float = 30)
         time.sleep(0.5)
 
 
+def own_server(name: str, password: str, base: str = BASE) -> tuple[HubSession, str]:
+    """``name`` logged in, their server started and reached through the proxy: their
+    session and an API token of theirs."""
+    session = HubSession(base)
+    assert session.login(name, password).status_code == 302
+    session.start_server(name)
+    token = session.token(name)
+    wait_for_route(name, token, base)
+    return session, token
+
+
 def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float = 60) -> str:
     """Start a kernel through the proxy, run ``code`` over its websocket, return stdout."""
     headers = {"Authorization": f"token {token}"}

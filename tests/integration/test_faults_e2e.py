@@ -5,7 +5,7 @@ import time
 
 import pytest
 from conftest import CHECKOUT, InstalledHub
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 from testbed import Testbed
 
 pytestmark = pytest.mark.integration
@@ -38,9 +38,5 @@ def test_an_install_killed_while_it_builds_the_user_environment_completes_when_r
     assert "is running" in out
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
     bare.tb.run("hubstead", "users", "add", "kim", "--password-stdin", input="kim-password-1\n")
-    kim = HubSession()
-    assert kim.login("kim", "kim-password-1").status_code == 302
-    kim.start_server("kim")
-    token = kim.token("kim")
-    wait_for_route("kim", token)
+    _, token = own_server("kim", "kim-password-1")
     assert run_code("kim", token, "print(6 * 7)").strip() == "42"

@@ -8,7 +8,7 @@ import re
 
 import pytest
 import requests
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 
 from hubstead.config.schema import ROLES
 from hubstead.core import paths
@@ -221,9 +221,5 @@ def test_reboot_brings_hub_proxy_and_login_back(hub, host, student_password_set)
     assert host.service(paths.HUB_UNIT).is_running
     assert host.service(paths.PROXY_UNIT).is_running
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
-    student = HubSession()
-    assert student.login(STUDENT, STUDENT_PASSWORD).status_code == 302
-    student.start_server(STUDENT)
-    token = student.token(STUDENT)
-    wait_for_route(STUDENT, token)
+    _, token = own_server(STUDENT, STUDENT_PASSWORD)
     assert run_code(STUDENT, token, "print(6*7)").strip() == "42"

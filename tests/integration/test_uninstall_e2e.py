@@ -3,7 +3,7 @@ teacher keeps (students' accounts, homes, the course folder), a new install afte
 finds them again, and `--purge` removes those too."""
 
 import pytest
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 
 from hubstead.core import paths
 
@@ -42,11 +42,7 @@ def test_uninstall_asks_first_and_changes_nothing_when_told_no(hub):
 
 def test_uninstall_keeps_the_students_work_a_new_install_finds_it_and_purge_removes_it(hub):
     hub.tb.run("hubstead", "users", "add", STUDENT, "--password-stdin", input=PASSWORD + "\n")
-    student = HubSession()
-    assert student.login(STUDENT, PASSWORD).status_code == 302
-    student.start_server(STUDENT)  # a running server: it must not outlive the hub
-    token = student.token(STUDENT)
-    wait_for_route(STUDENT, token)
+    _, token = own_server(STUDENT, PASSWORD)  # a running server: it must not outlive the hub
     run_code(STUDENT, token, "open('essay.txt', 'w').write('my essay')")
     hub.tb.run("sh", "-c", f"echo 'read me' > {paths.SHARED_DIR}/week1.txt")
 
@@ -63,11 +59,7 @@ def test_uninstall_keeps_the_students_work_a_new_install_finds_it_and_purge_remo
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
     added = hub.tb.run("hubstead", "users", "add", STUDENT, "--password-stdin", input=PASSWORD + "\n").stdout
     assert "(Unix account jupyter-stu)" in added
-    student = HubSession()
-    assert student.login(STUDENT, PASSWORD).status_code == 302
-    student.start_server(STUDENT)
-    token = student.token(STUDENT)
-    wait_for_route(STUDENT, token)
+    _, token = own_server(STUDENT, PASSWORD)
     assert run_code(STUDENT, token, "print(open('essay.txt').read())").strip() == "my essay"
 
     out = hub.tb.run("hubstead", "uninstall", "--purge", "--yes").stdout

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 from conftest import CHECKOUT, InstalledHub
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code, wait_for_route
 from targethost import target_host
 from testbed import Testbed
 
@@ -64,10 +64,7 @@ def _server_pid(hub) -> str:
 
 def _hub_answers_and_the_student_computes(hub):
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
-    student = HubSession()
-    assert student.login(STUDENT, PASSWORD).status_code == 302
-    token = student.token(STUDENT)
-    wait_for_route(STUDENT, token)
+    _, token = own_server(STUDENT, PASSWORD)
     assert run_code(STUDENT, token, "print(6 * 7)").strip() == "42"
 
 
