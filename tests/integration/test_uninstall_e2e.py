@@ -63,8 +63,9 @@ def test_uninstall_keeps_the_students_work_a_new_install_finds_it_and_purge_remo
     assert run_code(STUDENT, token, "print(open('essay.txt').read())").strip() == "my essay"
 
     out = hub.tb.run("hubstead", "uninstall", "--purge", "--yes").stdout
-    assert "1 student accounts deleted" in out
+    assert "the accounts of 2 hub users deleted" in out  # the student's and the teacher's
     _nothing_of_hubstead_runs_or_remains(hub)
-    assert hub.tb.run("getent", "passwd", "jupyter-stu", check=False).returncode != 0
+    for account in ("jupyter-stu", f"jupyter-{ADMIN}"):
+        assert hub.tb.run("getent", "passwd", account, check=False).returncode != 0
     assert _present(hub, "/home/jupyter-stu", str(paths.SHARED_DIR), str(paths.STATE_DIR)) == []
     assert "jupyter-stu" not in hub.tb.run("cat", "/etc/cron.deny").stdout

@@ -291,7 +291,7 @@ def uninstall(purge, yes):
     summary = removal.uninstall(effective, purge, on_task=progress)
     progress.finish()
     click.echo(f"Hubstead is removed ({summary.changed} changes"
-               + (f", {len(summary.removed_accounts)} student accounts deleted" if purge else "") + ").")
+               + (f", the accounts of {len(summary.removed_accounts)} hub users deleted" if purge else "") + ").")
     if summary.kept:
         click.echo("Kept: " + "; ".join(summary.kept) + ". `hubstead uninstall --purge` would have removed them; "
                    "a new install finds the accounts and homes again.")

@@ -31,7 +31,7 @@ def kept_without_purge() -> list[str]:
     kept = []
     accounts = sorted(unixusers.hub_accounts().values())
     if accounts:
-        kept.append(f"{len(accounts)} student accounts and their homes ({', '.join(accounts)})")
+        kept.append(f"the accounts and homes of {len(accounts)} hub users ({', '.join(accounts)})")
     if paths.SHARED_DIR.exists():
         kept.append(f"the course folder {paths.SHARED_DIR}")
     if paths.ARCHIVE_DIR.exists() and any(paths.ARCHIVE_DIR.iterdir()):
