@@ -11,6 +11,7 @@ accounts; it acts on the hub through the REST API with its own admin token.
 
 import asyncio
 import base64
+import functools
 import os
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from tornado.log import app_log
 
 from hubstead import config
 from hubstead.classroom import enrol, roster
+from hubstead.config.model import Settings
 from hubstead.core import paths, unixusers, usernames
 from hubstead.core.errors import HubsteadError
 from hubstead.core.passwords import PasswordStore, generate
@@ -56,7 +58,7 @@ class TeacherHandler(HubOAuthenticated, web.RequestHandler):
         # The hub lets only teachers and admins through (the teacher role's
         # access:services); checked again here, against the config the hub runs with.
         user = super().get_current_user()
-        if user and not (user.get("admin") or user["name"] in config.load()["users"]["admin"]):
+        if user and not (user.get("admin") or user["name"] in self.effective["users"]["admin"]):
             raise web.HTTPError(403, "The teacher's page is for teachers (users.admin).")
         return user
 
@@ -97,18 +99,22 @@ class TeacherHandler(HubOAuthenticated, web.RequestHandler):
             return None
         return usernames.validate_group(value)
 
+    @functools.cached_property
+    def effective(self) -> Settings:
+        """The settings, read once for this request."""
+        return config.load()
+
     def sysadmins(self) -> frozenset[str]:
-        return frozenset(config.load()["users"]["sudoers"])
+        return frozenset(self.effective["users"]["sudoers"])
 
     def render_page(self, template: str, **values) -> None:
         # Pages show initial and reset passwords: never kept in a browser's or proxy's cache.
         self.set_header("Cache-Control", "no-store")
-        effective = config.load()
         self.finish(TEMPLATES.get_template(template).render(
             prefix=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/"),
             hub_prefix=os.environ.get("JUPYTERHUB_BASE_URL", "/") + "hub/",
             xsrf_form_html=self.xsrf_form_html(), user=self.current_user,
-            own_passwords=effective["auth"]["type"] == "hubstead", **values))
+            own_passwords=self.effective["auth"]["type"] == "hubstead", **values))
 
     def groups_of(self) -> list[dict]:
         return sorted(self.api.request("GET", "/groups?limit=10000"), key=lambda g: g["name"])
@@ -141,7 +147,7 @@ class Dashboard(TeacherHandler):
     async def get(self):
         # Off the event loop: a class is a hundred accounts, units and password entries.
         rows = await asyncio.to_thread(self._rows)
-        removal = config.load()["users"]["removal"]
+        removal = self.effective["users"]["removal"]
         groups = await asyncio.to_thread(self.groups_of)
         self.render_page("dashboard.html", users=rows, groups=groups,
                          home_fate=HOME_FATE[removal["home"]], account_fate=ACCOUNT_FATE[removal["account"]])
