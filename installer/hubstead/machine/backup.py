@@ -207,7 +207,7 @@ class _Writer:
         self.tar.addfile(info, io.BytesIO(data))
 
 
-def _copy_db(source: Path, copy: Path) -> None:
+def copy_db(source: Path, copy: Path) -> None:
     """A consistent copy of the live database, what is still in its write-ahead log
     included: sqlite's backup API, while the hub may be writing."""
     try:
@@ -222,6 +222,13 @@ def _copy_db(source: Path, copy: Path) -> None:
             live.close()
     except sqlite3.Error as e:
         raise BackupError(f"{source}: {e}") from None
+
+
+def discard_write_ahead_log() -> None:
+    """Before the hub's database is replaced (the hub stopped): sqlite would apply a
+    write-ahead log left from the old database to the new one."""
+    for suffix in ("-wal", "-shm"):
+        Path(f"{paths.HUB_DB}{suffix}").unlink(missing_ok=True)
 
 
 def _hub_users(db: Path) -> list[str]:
@@ -252,7 +259,7 @@ def backup(target: Path, homes: bool, accounts: Accounts | None = None) -> dict:
         raise BackupError(f"no hub database at {paths.HUB_DB}: is Hubstead installed here?")
     with locked(paths.BACKUP_LOCK), tempfile.TemporaryDirectory(prefix="hubstead-backup-") as scratch:
         db = Path(scratch) / "jupyterhub.sqlite"
-        _copy_db(paths.HUB_DB, db)
+        copy_db(paths.HUB_DB, db)
         users = [User(name, usernames.unix_name(name), *(accounts.ids(usernames.unix_name(name)) or (None, None)))
                  for name in _hub_users(db)]
         # Created 0600 next to the target; it takes the target's name only when complete.
@@ -468,9 +475,7 @@ def _put_db(tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
             shutil.copyfileobj(member, f, CHUNK)
             f.flush()
             os.fsync(f.fileno())
-        # sqlite would apply a write-ahead log left from the old database to the new one.
-        for suffix in ("-wal", "-shm"):
-            Path(f"{paths.HUB_DB}{suffix}").unlink(missing_ok=True)
+        discard_write_ahead_log()
         os.replace(tmp, paths.HUB_DB)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

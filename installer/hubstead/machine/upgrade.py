@@ -14,7 +14,6 @@ running through both.
 import json
 import logging
 import shutil
-import sqlite3
 import subprocess
 import time
 from dataclasses import dataclass
@@ -104,9 +103,7 @@ def _copy_aside() -> None:
             shutil.copytree(source, paths.PREVIOUS_STATE_DIR / source.name, symlinks=True)
         elif source.exists():
             shutil.copy2(source, paths.PREVIOUS_STATE_DIR / source.name)
-    # A consistent copy of a database the hub is writing to (WAL mode).
-    with sqlite3.connect(paths.HUB_DB) as live, sqlite3.connect(paths.PREVIOUS_STATE_DIR / paths.HUB_DB.name) as copy:
-        live.backup(copy)
+    backup.copy_db(paths.HUB_DB, paths.PREVIOUS_STATE_DIR / paths.HUB_DB.name)  # the hub is writing to it
     if paths.USER_ENV.exists():
         # Beside the environment (one file system): it goes back by a rename.
         subprocess.run(["cp", "-a", "--reflink=auto", str(paths.USER_ENV), str(paths.PREVIOUS_USER_ENV)], check=True)
@@ -117,12 +114,11 @@ def _roll_back(previous_hub_env: Path | None) -> None:
     if paths.PREVIOUS_USER_ENV.exists():
         _replace(paths.USER_ENV, paths.PREVIOUS_USER_ENV)
     _replace(paths.CONFIG_DIR, paths.PREVIOUS_STATE_DIR / "config")
+    backup.discard_write_ahead_log()  # the new hub's
     for original in (*STATE, paths.HUB_DB):
         copy = paths.PREVIOUS_STATE_DIR / original.name
         if copy.exists():
             _replace(original, copy)
-    for suffix in ("-wal", "-shm"):  # the new hub's log of a database that is not there any more
-        paths.HUB_DB.with_name(paths.HUB_DB.name + suffix).unlink(missing_ok=True)
     shutil.rmtree(paths.PREVIOUS_STATE_DIR)
     if previous_hub_env is not None:
         _replace(paths.HUB_ENV, previous_hub_env)
