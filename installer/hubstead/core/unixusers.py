@@ -25,6 +25,7 @@ SHADOW_FILE = Path("/etc/shadow")
 # none); at.deny is the at package's own file, only extended when it is there.
 CRON_DENY = Path("/etc/cron.deny")
 AT_DENY = Path("/etc/at.deny")
+SCHEDULER_DENY_LOCK = paths.STATE_DIR / ".scheduler-deny.lock"  # spawns add entries in parallel
 # The account's comment (GECOS) names the hub user it was made for.
 OWNER_COMMENT_PREFIX = "Hubstead user "
 
@@ -91,10 +92,11 @@ def hub_accounts() -> dict[str, str]:
 
 def _allow_scheduling(unix_name: str) -> None:
     """Take a deleted account off the deny lists (a later account of that name is new)."""
-    with locked(paths.STATE_DIR / ".scheduler-deny.lock"):
+    with locked(SCHEDULER_DENY_LOCK):
         for deny in (CRON_DENY, AT_DENY):
-            if deny.exists() and unix_name in deny.read_text().split():
-                kept = [line for line in deny.read_text().splitlines() if line.strip() != unix_name]
+            lines = deny.read_text().splitlines() if deny.exists() else []
+            kept = [line for line in lines if line.strip() != unix_name]
+            if kept != lines:
                 with open(deny, "w") as f:  # in place: keeps the file's owner and mode
                     f.write("".join(line + "\n" for line in kept))
 
@@ -108,7 +110,7 @@ def check_available(hub_name: str) -> None:
 
 
 def _deny_scheduling(unix_name: str) -> None:
-    with locked(paths.STATE_DIR / ".scheduler-deny.lock"):  # spawns run this in parallel
+    with locked(SCHEDULER_DENY_LOCK):  # spawns run this in parallel
         for deny in (CRON_DENY, AT_DENY):
             if deny is AT_DENY and not deny.exists():
                 continue
