@@ -13,6 +13,7 @@ import asyncio
 import base64
 import functools
 import os
+import subprocess
 from pathlib import Path
 
 import jinja2
@@ -37,6 +38,9 @@ TEMPLATES = jinja2.Environment(
 )
 MAX_UPLOAD = 1 << 20  # a class list, not a data set
 # What users.removal does, in words for the page.
+# What the page lets teachers install for everyone (`hubstead packages --KIND`): conda
+# only where the user environment is conda's.
+PACKAGE_KINDS = {"venv": ("pip", "apt"), "conda": ("pip", "conda", "apt")}
 HOME_FATE = {"archive": "archived to /var/lib/hubstead/archive", "delete": "deleted", "keep": "kept"}
 ACCOUNT_FATE = {"lock": "locked", "delete": "deleted"}
 
@@ -149,8 +153,12 @@ class Dashboard(TeacherHandler):
         rows = await asyncio.to_thread(self._rows)
         removal = self.effective["users"]["removal"]
         groups = await asyncio.to_thread(self.groups_of)
+        env = self.effective["user_environment"]
         self.render_page("dashboard.html", users=rows, groups=groups,
-                         home_fate=HOME_FATE[removal["home"]], account_fate=ACCOUNT_FATE[removal["account"]])
+                         home_fate=HOME_FATE[removal["home"]], account_fate=ACCOUNT_FATE[removal["account"]],
+                         packages=[(kind, spec) for kind in PACKAGE_KINDS[env["manager"]]
+                                   for spec in env[f"{kind}_packages"]],  # type: ignore[literal-required]
+                         package_kinds=PACKAGE_KINDS[env["manager"]])
 
 
 class AddUsers(TeacherHandler):
@@ -223,12 +231,36 @@ class GroupLimits(TeacherHandler):
         self.api.request("PUT", f"/groups/{group}/properties", properties)
 
 
+class Packages(TeacherHandler):
+    """Adds or removes packages for everyone through `hubstead packages`, the command
+    root uses: the same checks (resolved before anything is recorded), roles and record,
+    run by this root-owned service on the teacher's behalf."""
+
+    @web.authenticated
+    async def post(self):
+        action = self.get_body_argument("action")
+        kind = self.get_body_argument("kind")
+        names = self.get_body_argument("names", "").split()
+        if action not in ("add", "remove") or kind not in PACKAGE_KINDS[self.effective["user_environment"]["manager"]]:
+            raise web.HTTPError(400, f"{action} {kind}: not a package action this page offers")
+        if not names:
+            raise web.HTTPError(400, "Name at least one package.")
+        # No option can hide among the names: each follows `--`.
+        argv = [str(paths.HUB_ENV / "bin" / "hubstead"), "packages", action, f"--{kind}", "--", *names]
+        done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            message = done.stderr.strip().splitlines()[-1:] or [f"hubstead packages failed ({done.returncode})"]
+            raise web.HTTPError(400, message[0].removeprefix("hubstead: error: "))
+        app_log.info("%s: packages %s --%s %s", self.actor, action, kind, " ".join(names))
+        self.redirect(self.settings["prefix"] + "#packages")
+
+
 def make_app() -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/")
     api = hubapi.HubAPI(url=os.environ["JUPYTERHUB_API_URL"], token=os.environ["JUPYTERHUB_API_TOKEN"])
     handlers = [
         ("", Dashboard), ("add", AddUsers), ("reset", ResetPassword), ("unlock", Unlock),
-        ("remove", RemoveUser), ("groups", GroupLimits),
+        ("remove", RemoveUser), ("groups", GroupLimits), ("packages", Packages),
     ]
     return web.Application(
         [(url_path_join(prefix, path), cls, {"api": api}) for path, cls in handlers]

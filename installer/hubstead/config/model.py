@@ -56,6 +56,7 @@ class UserEnvironment(TypedDict):
     default_app: str
     pip_packages: list[str]
     conda_packages: list[str]
+    apt_packages: list[str]
     conda_installer: CondaInstaller
 
 
@@ -106,6 +107,7 @@ class Settings(TypedDict):
     users: Users
     limits: Limits
     user_environment: UserEnvironment
+    plugins: list[str]
     services: Services
     hub: Hub
     https: Https

@@ -49,6 +49,8 @@ HOSTNAME_PATTERN = re.compile(
 BASE_URL_PATTERN = re.compile(r"^/((?!\.\.?/)[A-Za-z0-9._~-]+/)*$")
 # A conda package, optionally with a version constraint: nothing an option or a shell could take.
 CONDA_SPEC_PATTERN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*([=<>!~][A-Za-z0-9.*,=<>!~+_-]*)?$")
+# A Debian package name (policy 5.6.1), optionally for one architecture: never an option.
+APT_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9+.-]+(:[a-z0-9-]+)?$")
 # Memory sizes in units of 1024, as systemd's MemoryMax takes them: 512M, 1.5G.
 MEMORY_SIZE = re.compile(r"^(\d+(?:\.\d+)?)([KMGT])$")
 # What a <name> in a key stands for.
@@ -159,6 +161,7 @@ def _is_pip_requirement(text: str) -> bool:
     return not text.startswith("-")
 
 
+_check_pip_requirements = _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)")
 _check_user_names = _check_each(_is_user_name, f"hub user names: {usernames.ALLOWED_DESCRIPTION}")
 
 
@@ -282,6 +285,7 @@ class Setting:
 AT_SPAWN: dict[str, Any] = {"at_spawn": True}
 PROXY: dict[str, Any] = {"roles": ("proxy",)}
 USER_ENV: dict[str, Any] = {"roles": ("user_env",)}
+BASE: dict[str, Any] = {"roles": ("base",)}
 
 # Typed on the command line by the trait's own type (hubstead.authenticator).
 AUTH_TRAIT = Setting("auth.<Class>.<setting>", None, _check_auth_trait,
@@ -333,18 +337,23 @@ SCHEMA = (
             **USER_ENV),
     Setting("user_environment.default_app", "lab", _check_choice("lab", "notebook"),
             "`lab` (JupyterLab) or `notebook`"),
-    Setting("user_environment.pip_packages", [],
-            _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)"),
-            "extra pip packages in the user environment",
-            **USER_ENV),
+    Setting("user_environment.pip_packages", [], _check_pip_requirements,
+            "extra pip packages in the user environment (`hubstead packages add`)", **USER_ENV),
     Setting("user_environment.conda_packages", [],
             _check_each(CONDA_SPEC_PATTERN.match, "conda packages like scipy or numpy>=2"),
             "extra conda-forge packages (conda manager)", **USER_ENV),
+    Setting("user_environment.apt_packages", [],
+            _check_each(APT_NAME_PATTERN.match, "Debian package names like pandoc or graphviz"),
+            "Debian packages installed on the machine for everyone (`hubstead packages add --apt`)", **BASE),
     Setting("user_environment.conda_installer.url", None, _check_installer_url,
             "another Miniforge installer (URL or local path)", **USER_ENV,
             shown_default=f"pinned Miniforge {MINIFORGE_VERSION}"),
     Setting("user_environment.conda_installer.sha256", None, _check_sha256,
             "the sha256 of that installer (required with a URL)", **USER_ENV),
+    Setting("plugins", [], _check_pip_requirements,
+            "Hubstead plugins: pip requirements (`name @ file:///path` for a local one) installed into the "
+            "hub's environment; their hooks add packages, hub settings and new-user steps",
+            roles=("base", "user_env")),
     Setting("services.cull.enabled", True, _check_bool, "stop idle servers"),
     Setting("services.cull.timeout", 3600, _check_int(1), "seconds of inactivity before a server is stopped"),
     Setting("services.cull.every", 600, _check_int(1), "seconds between checks"),

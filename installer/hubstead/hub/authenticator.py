@@ -20,8 +20,9 @@ from tornado import web
 from traitlets import Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from hubstead.config import authenticators
-from hubstead.core import audit, passwords, paths, unixusers
+from hubstead import config
+from hubstead.config import authenticators, plugins
+from hubstead.core import audit, passwords, paths, unixusers, usernames
 from hubstead.core.passwords import Lockout, PasswordStore, WeakPassword
 from hubstead.hub import hubapi
 
@@ -47,7 +48,11 @@ class UnixAccountsMixin(LoggingConfigurable):
         result = super().add_user(user)
         if asyncio.iscoroutine(result):
             await result
+        # JupyterHub calls this for every user at each start: only a new account is news.
+        new_account = not unixusers.exists(usernames.unix_name(user.name))
         await asyncio.to_thread(unixusers.ensure, user.name)
+        if new_account:
+            await asyncio.to_thread(plugins.hook(config.load()).hubstead_new_user, username=user.name)
 
     async def delete_user(self, user):
         # A sysadmin's account goes only once root has taken them out of users.sudoers:

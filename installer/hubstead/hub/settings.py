@@ -17,7 +17,7 @@ import sqlalchemy
 from tornado.httpclient import AsyncHTTPClient
 
 from hubstead import config
-from hubstead.config import schema
+from hubstead.config import plugins, schema
 from hubstead.config.model import Cull, Settings
 from hubstead.core import credentials, paths, state, systemd, usernames
 from hubstead.hub import authenticator
@@ -208,6 +208,7 @@ def apply(c, config_file=paths.CONFIG_FILE) -> None:
     for cls, traits in settings.items():
         for trait, value in traits.items():
             setattr(c[cls], trait, value)
+    plugins.hook(effective).hubstead_custom_jupyterhub_config(c=c)
     if os.environ.get("NOTIFY_SOCKET"):  # Type=notify: systemd waits for the hub to answer
         _background.add(asyncio.get_running_loop().create_task(
             _notify_when_answering(f"http://127.0.0.1:{paths.HUB_PORT}{effective['base_url']}hub/health")))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from hubstead import config
+from hubstead.config import plugins
 from hubstead.config.model import Settings
 from hubstead.config.schema import ROLES
 from hubstead.core import paths, state
@@ -61,8 +62,23 @@ USER_ENV_PACKAGES = ("jupyterlab>=4,<5", "notebook>=7,<8", "nbgitpuller>=1.2,<2"
                      "ipywidgets>=8,<9")
 
 
+# uv's overrides for the user environment (venv mode): what the role and every dry run use.
+UV_OVERRIDES = paths.ROLES_DIR / "user_env" / "files" / "uv-overrides.txt"
+
+
 def user_env_base_packages() -> list[str]:
     return [hub_requirement("jupyterhub"), *USER_ENV_PACKAGES]
+
+
+def user_pip_packages(effective: Settings) -> list[str]:
+    """The extra pip packages of the user environment: the config's, then the plugins'."""
+    return [*effective["user_environment"]["pip_packages"], *plugins.extra_packages(effective, "user_pip")]
+
+
+def uv_pip_install(*args: str) -> list[str]:
+    """uv installing into the user environment (venv mode) as the user_env role does."""
+    return [str(paths.HUB_ENV / "bin" / "uv"), "pip", "install", "--overrides", str(UV_OVERRIDES),
+            "-p", str(paths.USER_ENV / "bin" / "python"), *args]
 
 
 def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
@@ -86,13 +102,15 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_base_users_group": paths.USERS_GROUP,
         "hubstead_base_sudoers_group": paths.SUDOERS_GROUP,
         "hubstead_base_teachers_group": paths.TEACHERS_GROUP,
+        "hubstead_base_user_env": str(paths.USER_ENV),
+        "hubstead_base_apt_packages": [*env["apt_packages"], *plugins.extra_packages(effective, "apt")],
 
         "hubstead_user_env_dir": str(paths.USER_ENV),
         "hubstead_user_env_hub_env": str(hub_env),
         "hubstead_user_env_base_packages": user_env_base_packages(),
         "hubstead_user_env_manager": env["manager"],
-        "hubstead_user_env_pip_packages": env["pip_packages"],
-        "hubstead_user_env_conda_packages": env["conda_packages"],
+        "hubstead_user_env_pip_packages": user_pip_packages(effective),
+        "hubstead_user_env_conda_packages": [*env["conda_packages"], *plugins.extra_packages(effective, "user_conda")],
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),

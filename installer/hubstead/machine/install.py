@@ -10,11 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hubstead import config
+from hubstead.config import plugins
 from hubstead.config.model import Settings
 from hubstead.core import credentials, paths, usernames
 from hubstead.core.passwords import PasswordStore, check_strength, generate
 from hubstead.core.systemd import journal_logger
-from hubstead.machine import converge, provision, upgrade
+from hubstead.machine import converge, packages, provision, upgrade
 from hubstead.machine.health import hub_url, public_hosts
 
 log = journal_logger("hubstead-install")
@@ -68,6 +69,12 @@ def install(admins: list[Admin], user_env: str | None, on_task=None, previous_hu
     the CLI to print."""
     started = time.monotonic()
     effective, generated = prepare(admins, user_env)
+    if effective["plugins"]:
+        packages.install_plugins(effective)
+        with config.edit() as user_config:
+            plugins.hook(effective).hubstead_config_post_install(config=user_config)
+            config.validate(user_config)  # a plugin's change that does not validate is not written
+        effective = config.load()
     log.info("converging roles %s", ", ".join(converge.ROLES))
     # A hub that has run (it has a database) is upgraded with a way back; a machine whose
     # first install never finished is simply converged.
@@ -79,6 +86,7 @@ def install(admins: list[Admin], user_env: str | None, on_task=None, previous_hu
             shutil.rmtree(previous_hub_env, ignore_errors=True)  # nothing to go back to
         changed, upgraded = provision.run(effective, on_task=on_task)[0].changed, False
     log.info("converge done: %d changed", changed)
+    plugins.hook(effective).hubstead_post_install()
     return {
         "upgraded": upgraded,
         "urls": [hub_url(effective, host) for host in public_hosts()],

@@ -6,7 +6,7 @@ from typing import Any
 
 from hubstead.config.model import Settings
 from hubstead.core import paths, state
-from hubstead.machine import converge, tls
+from hubstead.machine import converge, packages, tls
 from hubstead.machine.health import wait_for_hub
 
 
@@ -23,6 +23,7 @@ def run(effective: Settings, roles=converge.ROLES, on_task=None,
     gets the newest versions its pins allow.
     """
     tls.prepare(effective)
+    packages.install_plugins(effective)  # their hooks add to the roles' variables
     previous = state.load_applied()
     # The hub reads the proxy's settings from the applied config when the roles restart it.
     state.save_applied(effective)
