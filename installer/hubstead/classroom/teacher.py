@@ -246,12 +246,12 @@ class Packages(TeacherHandler):
         if not names:
             raise web.HTTPError(400, "Name at least one package.")
         # No option can hide among the names: each follows `--`.
-        argv = [str(paths.HUB_ENV / "bin" / "hubstead"), "packages", action, f"--{kind}", "--", *names]
+        argv = [str(paths.HUB_ENV / "bin" / "hubstead"), "packages", action, f"--{kind}", "--by", self.actor,
+                "--", *names]
         done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
             message = done.stderr.strip().splitlines()[-1:] or [f"hubstead packages failed ({done.returncode})"]
             raise web.HTTPError(400, message[0].removeprefix("hubstead: error: "))
-        app_log.info("%s: packages %s --%s %s", self.actor, action, kind, " ".join(names))
         self.redirect(self.settings["prefix"] + "#packages")
 
 

@@ -10,13 +10,18 @@ from hubstead.machine import packages
 
 
 def kind_option(command):
-    for kind in reversed(packages.KINDS):
-        command = click.option(f"--{kind}", "kind", flag_value=kind, default=kind == "pip",
-                               help={"pip": "pip packages in the user environment (the default)",
-                                     "conda": "conda-forge packages in the user environment (conda manager)",
-                                     "apt": "Debian packages on the machine (pandoc, graphviz, texlive-xetex)"}[kind]
-                               )(command)
-    return command
+    """--pip (the default), --conda or --apt: one value, ``kind``."""
+    command = click.option("--apt", "kind", flag_value="apt",
+                           help="Debian packages on the machine (pandoc, graphviz, texlive-xetex).")(command)
+    command = click.option("--conda", "kind", flag_value="conda",
+                           help="conda-forge packages in the user environment (conda manager).")(command)
+    return click.option("--pip", "kind", flag_value="pip", default=True,
+                        help="pip packages in the user environment (the default).")(command)
+
+
+# The teacher's page runs these commands for a teacher: the audit trail names them.
+by_option = click.option("--by", "actor", default=None, hidden=True, metavar="HUB_USER",
+                         help="The teacher the teacher's page acts for.")
 
 
 @click.group("packages", cls=Group)
@@ -26,11 +31,12 @@ def packages_group():
 
 @packages_group.command("add")
 @kind_option
+@by_option
 @click.argument("names", nargs=-1, required=True)
 @root_only
-def add(kind, names):
+def add(kind, actor, names):
     """Install NAMES for everyone (checked first: an unknown one changes nothing)."""
-    added = packages.add(kind, list(names), on_task=lambda role, task: click.echo(f"  {role}: {task}"))
+    added = packages.add(kind, list(names), on_task=lambda role, task: click.echo(f"  {role}: {task}"), actor=actor)
     if added:
         click.echo(f"added {', '.join(added)} ({packages.KEYS[kind]}); a new kernel imports them, "
                    "running ones after a restart")
@@ -40,11 +46,12 @@ def add(kind, names):
 
 @packages_group.command("remove")
 @kind_option
+@by_option
 @click.argument("names", nargs=-1, required=True)
 @root_only
-def remove(kind, names):
+def remove(kind, actor, names):
     """Uninstall NAMES that Hubstead added."""
-    for line in packages.remove(kind, list(names)):
+    for line in packages.remove(kind, list(names), actor):
         click.echo(line)
 
 

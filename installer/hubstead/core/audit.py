@@ -17,7 +17,7 @@ from systemd import journal
 IDENTIFIER = "hubstead-audit"
 EVENTS = frozenset({
     "user-added", "password-set", "group-joined", "password-reset", "user-unlocked",
-    "user-removed", "sessions-ended", "config-changed",
+    "user-removed", "sessions-ended", "config-changed", "packages-added", "packages-removed",
 })
 # Replaced by the tests, which read what would have been sent.
 send = journal.send

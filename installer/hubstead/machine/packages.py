@@ -116,9 +116,10 @@ def _check_manager(effective: Settings, kind: str) -> None:
                            "use --pip")
 
 
-def add(kind: str, specs: list[str], on_task: Callable | None = None) -> list[str]:
+def add(kind: str, specs: list[str], on_task: Callable | None = None, actor: str | None = None) -> list[str]:
     """Check, resolve, record and install ``specs``; returns those that were new (a spec
-    replaces the recorded one of the same name, e.g. ``numpy>=2`` for ``numpy``)."""
+    replaces the recorded one of the same name, e.g. ``numpy>=2`` for ``numpy``).
+    ``actor``: who asked, for the audit trail (None: the person at the command line)."""
     key = KEYS[kind]
     schema.setting(key).check(key, specs)  # one line naming the bad spec
     before = config.load()
@@ -140,7 +141,7 @@ def add(kind: str, specs: list[str], on_task: Callable | None = None) -> list[st
         with config.edit() as user_config:  # the role failed: the record goes with it
             user_config.update(keys.set_(user_config, key, previous))
         raise
-    audit.record("packages-added", f"{kind}: {', '.join(new)}")
+    audit.record("packages-added", f"{kind}: {', '.join(new)}", actor)
     return new
 
 
@@ -178,7 +179,7 @@ def _uninstall(effective: Settings, kind: str, name: str) -> str:
     return f"{name} uninstalled"
 
 
-def remove(kind: str, names: list[str]) -> list[str]:
+def remove(kind: str, names: list[str], actor: str | None = None) -> list[str]:
     """Uninstall recorded packages named ``names`` and take them out of config.yaml;
     returns what happened to each."""
     key = KEYS[kind]
@@ -198,7 +199,7 @@ def remove(kind: str, names: list[str]) -> list[str]:
     applied = state.load_applied()
     if applied is not None:
         state.save_applied(keys.set_(applied, key, keys.get(dict(after), key)))
-    audit.record("packages-removed", f"{kind}: {', '.join(wanted)}")
+    audit.record("packages-removed", f"{kind}: {', '.join(wanted)}", actor)
     return done
 
 
