@@ -1,15 +1,18 @@
 """The conda user environment, built by the user_env role on this host (no systemd, no
 target machine), from a FAKE Miniforge installer (fake_miniforge/): conda-forge and GitHub
-are out of reach from test machines. Runs as root because ansible writes as root."""
+are out of reach from test machines. Runs as root because ansible writes as root. Also
+`hubstead packages` in conda mode, against the fake mamba's stand-in channel."""
 
 import hashlib
 import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 from hubstead import config
-from hubstead.machine import converge
+from hubstead.core import audit, paths
+from hubstead.machine import converge, packages
 
 pytestmark = pytest.mark.integration
 
@@ -117,3 +120,60 @@ def test_installs_into_an_empty_directory(variables, prefix, converge_user_env):
     converge_user_env(variables)
 
     assert (prefix / "bin" / "conda").is_file()
+
+
+@pytest.fixture
+def conda_machine(variables, prefix, tmp_path, monkeypatch, converge_user_env):
+    """This host's paths pointed at a built (FAKE) conda user environment and a config in
+    tmp_path; the roles run with the fixture's variables, as `hubstead packages` runs them."""
+    converge_user_env(variables)
+    for name, path in {"USER_ENV": prefix, "CONFIG_FILE": tmp_path / "config.yaml",
+                       "CONFIG_LOCK": tmp_path / ".config.lock", "APPLIED_CONFIG": tmp_path / "applied.json"}.items():
+        monkeypatch.setattr(paths, name, path)
+    paths.CONFIG_FILE.write_text(yaml.safe_dump({"user_environment": {
+        "manager": "conda", "conda_installer": {"url": str(FAKE_INSTALLER), "sha256": FAKE_INSTALLER_SHA256}}}))
+    role_variables = converge.role_variables
+    monkeypatch.setattr(converge, "role_variables", lambda effective: {
+        **role_variables(effective), **{k: v for k, v in variables.items() if not k.endswith("_packages")},
+        "hubstead_user_env_base_packages": variables["hubstead_user_env_base_packages"]})
+    run, runs_dir = converge.run, tmp_path / "runs"
+    monkeypatch.setattr(converge, "run", lambda variables, roles, on_task=None: run(variables, roles, runs_dir=runs_dir))
+    monkeypatch.setattr(audit, "send", lambda message, **fields: None)
+
+
+def fake_installed(prefix: Path) -> list[str]:
+    return (prefix / "fake-conda-installed").read_text().split()
+
+
+def test_conda_packages_are_resolved_added_and_removed(conda_machine, prefix):
+    assert packages.add("conda", ["scipy"]) == ["scipy"]
+
+    assert "scipy" in fake_installed(prefix)
+    assert config.load()["user_environment"]["conda_packages"] == ["scipy"]
+    # Resolved with a dry run first, then installed by the role.
+    assert [c for c in calls(prefix) if "scipy" in c][0].startswith("mamba install --dry-run")
+
+    packages.remove("conda", ["scipy"])
+
+    assert "scipy" not in fake_installed(prefix)
+    assert config.load()["user_environment"]["conda_packages"] == []
+
+
+def test_an_unknown_conda_package_changes_nothing(conda_machine, prefix):
+    config_before, installed_before = paths.CONFIG_FILE.read_text(), fake_installed(prefix)
+
+    with pytest.raises(packages.PackageError) as refused:
+        packages.add("conda", ["scipy", "no-such-conda-package"])
+
+    assert str(refused.value) == ("conda package scipy, no-such-conda-package: cannot be installed: "
+                                  "└─ no-such-conda-package does not exist (perhaps a typo or a missing channel).")
+    assert paths.CONFIG_FILE.read_text() == config_before
+    assert fake_installed(prefix) == installed_before
+
+
+def test_pip_packages_go_into_the_conda_environment_with_its_pip(conda_machine, prefix):
+    packages.add("pip", ["tabulate"])
+
+    subprocess.run([prefix / "bin" / "python", "-c", "import tabulate"], check=True)
+    packages.remove("pip", ["tabulate"])
+    assert subprocess.run([prefix / "bin" / "python", "-c", "import tabulate"]).returncode == 1

@@ -40,24 +40,46 @@ CONDA
 
 cat > "$prefix/bin/mamba" <<'MAMBA'
 #!/bin/bash
-# Fake mamba (test stand-in, see fake-miniforge-installer.sh): logs its argv and, for
-# `install`, records the package specs in PREFIX/fake-conda-installed and prints what real
-# mamba prints when there is, or is not, something to do.
+# Fake mamba (test stand-in, see fake-miniforge-installer.sh): logs its argv. `install`
+# records the package specs in PREFIX/fake-conda-installed and prints what real mamba
+# prints when there is, or is not, something to do; with --dry-run it records nothing.
+# `remove` takes names out of that record. Its stand-in channel knows the names in
+# FAKE_CHANNEL; any other name fails as real mamba fails on a package no channel has.
 set -euo pipefail
+FAKE_CHANNEL="numpy scipy pandas r-base r-irkernel"
 prefix="$(cd "$(dirname "$0")/.." && pwd)"
 echo "mamba $*" >> "$prefix/fake-conda-calls.log"
-[ "${1:-}" = install ] || exit 0
+command="${1:-}"
+[ "$command" = install ] || [ "$command" = remove ] || exit 0
 shift
-specs=()
+specs=() dry_run=0
 while [ $# -gt 0 ]; do
     case "$1" in
         -p|--prefix|-c|--channel) shift 2 ;;
+        --dry-run) dry_run=1; shift ;;
         -*) shift ;;
         *) specs+=("$1"); shift ;;
     esac
 done
 installed="$prefix/fake-conda-installed"
 touch "$installed"
+if [ "$command" = remove ]; then
+    for spec in "${specs[@]}"; do
+        grep -vxF -- "$spec" "$installed" > "$installed.new" || true
+        mv "$installed.new" "$installed"
+    done
+    printf "\nTransaction finished\n"
+    exit 0
+fi
+for spec in "${specs[@]}"; do
+    name="${spec%%[=<>!~]*}"
+    case " $FAKE_CHANNEL " in
+        *" $name "*) ;;
+        *) printf "error    libmamba Could not solve for environment specs\n" >&2
+           printf "    The following package could not be installed\n    └─ %s does not exist (perhaps a typo or a missing channel).\n" "$spec" >&2
+           exit 1 ;;
+    esac
+done
 missing=()
 for spec in "${specs[@]}"; do
     grep -qxF -- "$spec" "$installed" || missing+=("$spec")
@@ -69,8 +91,9 @@ if [ ${#missing[@]} -eq 0 ]; then
 fi
 for spec in "${missing[@]}"; do
     printf "  + %s (fake)\n" "$spec"
-    echo "$spec" >> "$installed"
+    [ "$dry_run" = 1 ] || echo "$spec" >> "$installed"
 done
+[ "$dry_run" = 1 ] && { printf "\nDry run. Not executing the transaction.\n"; exit 0; }
 printf "\nTransaction starting\n\nTransaction finished\n"
 MAMBA
 
