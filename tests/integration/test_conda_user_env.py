@@ -137,7 +137,8 @@ def conda_machine(variables, prefix, tmp_path, monkeypatch, converge_user_env):
         **role_variables(effective), **{k: v for k, v in variables.items() if not k.endswith("_packages")},
         "hubstead_user_env_base_packages": variables["hubstead_user_env_base_packages"]})
     run, runs_dir = converge.run, tmp_path / "runs"
-    monkeypatch.setattr(converge, "run", lambda variables, roles, on_task=None: run(variables, roles, runs_dir=runs_dir))
+    monkeypatch.setattr(converge, "run",
+                        lambda variables, roles, on_task=None: run(variables, roles, runs_dir=runs_dir))
     monkeypatch.setattr(audit, "send", lambda message, **fields: None)
 
 
