@@ -9,8 +9,12 @@ from hubstead.config import plugins
 from hubstead.machine import packages
 
 
-def kind_option(command):
-    """--pip (the default), --conda or --apt: one value, ``kind``."""
+def changes_packages(command):
+    """A command given ``kind`` (--pip, the default, --conda or --apt), ``actor`` (--by,
+    hidden: the teacher the teacher's page acts for, for the audit trail) and NAMES."""
+    command = root_only(command)
+    command = click.argument("names", nargs=-1, required=True)(command)
+    command = click.option("--by", "actor", default=None, hidden=True, metavar="HUB_USER")(command)
     command = click.option("--apt", "kind", flag_value="apt",
                            help="Debian packages on the machine (pandoc, graphviz, texlive-xetex).")(command)
     command = click.option("--conda", "kind", flag_value="conda",
@@ -19,21 +23,13 @@ def kind_option(command):
                         help="pip packages in the user environment (the default).")(command)
 
 
-# The teacher's page runs these commands for a teacher: the audit trail names them.
-by_option = click.option("--by", "actor", default=None, hidden=True, metavar="HUB_USER",
-                         help="The teacher the teacher's page acts for.")
-
-
 @click.group("packages", cls=Group)
 def packages_group():
     """Packages every student's kernel can use."""
 
 
 @packages_group.command("add")
-@kind_option
-@by_option
-@click.argument("names", nargs=-1, required=True)
-@root_only
+@changes_packages
 def add(kind, actor, names):
     """Install NAMES for everyone (checked first: an unknown one changes nothing)."""
     added = packages.add(kind, list(names), on_task=lambda role, task: click.echo(f"  {role}: {task}"), actor=actor)
@@ -45,10 +41,7 @@ def add(kind, actor, names):
 
 
 @packages_group.command("remove")
-@kind_option
-@by_option
-@click.argument("names", nargs=-1, required=True)
-@root_only
+@changes_packages
 def remove(kind, actor, names):
     """Uninstall NAMES that Hubstead added."""
     for line in packages.remove(kind, list(names), actor):
