@@ -26,6 +26,7 @@ class FakeMachine:
         self.registry = {"pip": {"pandas", "tabulate", "six"}, "apt": {"tree", "pandoc", "coreutils"}}
         self.installed = {"pip": {"six"}, "apt": {"coreutils"}}  # six: a dependency of the base packages
         self.required_by = {"six": ["python-dateutil"]}
+        self.apt_depends = {"pandoc-citeproc-filters": ["pandoc"]}
         self.calls: list[list[str]] = []
         self.roles_run: list[tuple[str, ...]] = []
 
@@ -47,11 +48,15 @@ class FakeMachine:
         if argv[0] == "dpkg-query":
             installed = argv[-1] in self.installed["apt"]
             return self._done(argv, 0 if installed else 1, "installed" if installed else "")
-        if argv[0] == "apt-get" and "--simulate" in argv:
+        if argv[0] == "apt-get" and "install" in argv and "--simulate" in argv:
             missing = [n for n in words[2:] if n not in self.registry["apt"]]
             if missing:
                 return self._done(argv, 100, stderr=f"E: Unable to locate package {missing[0]}\n")
             return self._done(argv, 0, "Inst tree (2.1.1-2 Debian:13)\n")
+        if argv[0] == "apt-get" and "remove" in argv and "--simulate" in argv:
+            name = words[-1]
+            removed = [name, *(p for p, deps in self.apt_depends.items() if name in deps and p in self.installed["apt"])]
+            return self._done(argv, 0, "".join(f"Remv {p} [1.0]\n" for p in removed))
         if argv[0] == "apt-get" and "remove" in argv:
             self.installed["apt"].discard(words[-1])
             return self._done(argv, 0, "Removing ...\n")
@@ -175,6 +180,17 @@ def test_apt_package_added_and_removed(machine):
 
     assert run("remove", "--apt", "tree").exit_code == 0
     assert "tree" not in machine.installed["apt"] and recorded("apt") == []
+
+
+def test_an_apt_package_others_came_to_need_stays(machine):
+    run("add", "--apt", "pandoc")
+    machine.installed["apt"].add("pandoc-citeproc-filters")  # installed later, by the admin
+
+    result = run("remove", "--apt", "pandoc")
+
+    assert result.exit_code == 1
+    assert "removing it would also remove pandoc-citeproc-filters" in result.output
+    assert "pandoc" in machine.installed["apt"] and recorded("apt") == ["pandoc"]
 
 
 def test_an_unknown_apt_package_is_refused(machine):

@@ -179,6 +179,16 @@ def _uninstall(effective: Settings, kind: str, name: str) -> str:
     return f"{name} uninstalled"
 
 
+def _check_removes_only(name: str) -> None:
+    """apt removes what depends on a package with it: refuse when that is more than ``name``."""
+    simulated = _run(["apt-get", "remove", "--simulate", "--quiet", name], APT_ENV)
+    others = [line.split()[1] for line in simulated.stdout.splitlines()
+              if line.startswith("Remv ") and line.split()[1] != name]
+    if others:
+        raise PackageError(f"apt package {name}: removing it would also remove {', '.join(others)}, which "
+                           "need it; nothing was removed")
+
+
 def remove(kind: str, names: list[str], actor: str | None = None) -> list[str]:
     """Uninstall recorded packages named ``names`` and take them out of config.yaml;
     returns what happened to each."""
@@ -192,6 +202,9 @@ def remove(kind: str, names: list[str], actor: str | None = None) -> list[str]:
     if unknown:
         raise PackageError(f"{kind} package {', '.join(unknown)}: not added by Hubstead (it removes only what "
                            f"it added: {', '.join(current) or 'nothing yet'})")
+    if kind == "apt":
+        for name in wanted:
+            _check_removes_only(name)
     done = [_uninstall(effective, kind, name) for name in wanted]
     with config.edit() as user_config:
         user_config.update(keys.set_(user_config, key, [spec for spec in current if name_of(kind, spec) not in wanted]))
