@@ -166,8 +166,8 @@ def test_an_unknown_conda_package_changes_nothing(conda_machine, prefix):
     with pytest.raises(packages.PackageError) as refused:
         packages.add("conda", ["scipy", "no-such-conda-package"])
 
-    assert str(refused.value) == ("conda package scipy, no-such-conda-package: cannot be installed: "
-                                  "└─ no-such-conda-package does not exist (perhaps a typo or a missing channel).")
+    assert str(refused.value) == ("conda packages scipy, no-such-conda-package: cannot be installed: "
+                                  "no-such-conda-package does not exist (perhaps a typo or a missing channel).")
     assert paths.CONFIG_FILE.read_text() == config_before
     assert fake_installed(prefix) == installed_before
 

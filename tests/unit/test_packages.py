@@ -55,7 +55,8 @@ class FakeMachine:
             return self._done(argv, 0, "Inst tree (2.1.1-2 Debian:13)\n")
         if argv[0] == "apt-get" and "remove" in argv and "--simulate" in argv:
             name = words[-1]
-            removed = [name, *(p for p, deps in self.apt_depends.items() if name in deps and p in self.installed["apt"])]
+            removed = [name, *(p for p, deps in self.apt_depends.items()
+                               if name in deps and p in self.installed["apt"])]
             return self._done(argv, 0, "".join(f"Remv {p} [1.0]\n" for p in removed))
         if argv[0] == "apt-get" and "remove" in argv:
             self.installed["apt"].discard(words[-1])
@@ -117,7 +118,9 @@ def test_an_unknown_package_is_one_line_and_changes_nothing(machine, audited):
 
     assert result.exit_code == 1
     assert result.output.count("\n") == 1
-    assert "no-such-package-xyz" in result.output and "not found in the package registry" in result.output
+    assert result.output == ("hubstead: error: pip packages tabulate, no-such-package-xyz: cannot be installed: "
+                             "Because no-such-package-xyz was not found in the package registry and you require "
+                             "no-such-package-xyz, we can conclude that your requirements are unsatisfiable.\n")
     assert paths.CONFIG_FILE.read_text() == before
     assert machine.roles_run == [] and "tabulate" not in machine.installed["pip"]
     assert audited == []

@@ -11,6 +11,7 @@ Plugins (the ``plugins`` setting) are installed into the hub's own environment b
 the roles run: their hooks add to the roles' package lists.
 """
 
+import itertools
 import re
 import subprocess
 import sys
@@ -52,15 +53,23 @@ def _run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.Compl
     return subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
 
 
+# Where an installer's complaint starts saying what is wrong (uv, apt-get, pip, mamba).
+REASON_MARKERS = ("Because ", "E: ", "ERROR: ", "nothing provides", "PackagesNotFoundError", "error: ")
+
+
 def _reason(output: str) -> str:
-    """The line of an installer's complaint that says what is wrong, without decoration."""
-    lines = [line.strip(" ×╰─▶│") for line in output.splitlines()]
-    lines = [line for line in lines if line]
-    for marker in ("Because ", "E: ", "ERROR: ", "nothing provides", "PackagesNotFoundError", "error: "):
-        found = [line for line in lines if marker in line]
-        if found:
-            return found[0]
-    return lines[-1] if lines else "no output"
+    """The sentence of an installer's complaint that says what is wrong, on one line,
+    without its box-drawing decoration."""
+    lines = [line.strip(" ×╰─▶│└") for line in output.splitlines()]
+    for marker in REASON_MARKERS:
+        for i, line in enumerate(lines):
+            if marker in line:
+                # uv wraps its sentence over the lines that follow, up to a blank one.
+                rest = itertools.takewhile(lambda more: more and not any(m in more for m in REASON_MARKERS),
+                                           lines[i + 1:])
+                return " ".join([line, *rest])
+    said = [line for line in lines if line]
+    return said[-1] if said else "no output"
 
 
 def _pip_argv(effective: Settings, *args: str) -> list[str]:
@@ -95,7 +104,7 @@ def resolve(effective: Settings, kind: str, specs: list[str]) -> None:
             _run(["apt-get", "update", "--quiet"], APT_ENV)  # the lists may predate the package
             result = _run(simulate, APT_ENV)
     if result.returncode != 0:
-        raise PackageError(f"{kind} package {', '.join(specs)}: cannot be installed: "
+        raise PackageError(f"{kind} package{'s' if len(specs) > 1 else ''} {', '.join(specs)}: cannot be installed: "
                            f"{_reason(result.stderr + result.stdout)}")
 
 
