@@ -234,7 +234,7 @@ class GroupLimits(TeacherHandler):
 class Packages(TeacherHandler):
     """Adds or removes packages for everyone through `hubstead packages`, the command
     root uses: the same checks (resolved before anything is recorded), roles and record,
-    run by this root-owned service on the teacher's behalf."""
+    started by this root-owned service on the teacher's behalf."""
 
     @web.authenticated
     async def post(self):
@@ -245,8 +245,13 @@ class Packages(TeacherHandler):
             raise web.HTTPError(400, f"{action} {kind}: not a package action this page offers")
         if not names:
             raise web.HTTPError(400, "Name at least one package.")
-        # No option can hide among the names: each follows `--`.
-        argv = [str(paths.HUB_ENV / "bin" / "hubstead"), "packages", action, f"--{kind}", "--by", self.actor,
+        # A unit of its own, as root's shell would run it: this service's environment is
+        # JupyterHub's short list (no HOME for uv's cache), its sandbox the hub's, and a
+        # hub restart must not cut an install short. No option can hide among the names:
+        # each follows `--`.
+        argv = ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--service-type=exec",
+                "--property=User=root", f"--description=hubstead packages {action} for {self.actor}",
+                str(paths.HUB_ENV / "bin" / "hubstead"), "packages", action, f"--{kind}", "--by", self.actor,
                 "--", *names]
         done = await asyncio.to_thread(subprocess.run, argv, capture_output=True, text=True, check=False)
         if done.returncode != 0:
