@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+from urllib.parse import urlencode
 
 import pytest
 from tornado import httpclient, web
@@ -98,3 +99,65 @@ def test_its_request_log_scrubs_the_oauth_code(monkeypatch):
 
     asyncio.run(fetch())
     assert len(logged) == 1 and "oauth_callback?code=[secret]" in logged[0] and "the-code" not in logged[0]
+
+
+class PackagesAsTeacher(teacher.Packages):
+    def initialize(self):
+        pass  # no hub API: the page runs `hubstead packages`
+
+    def get_current_user(self):
+        return {"name": "tess", "admin": True}
+
+
+def post_packages(monkeypatch, form: dict, returncode: int = 0, stderr: str = "") -> tuple[int, str, list]:
+    """The page's answer to ``form`` and the commands it ran (each answering ``returncode``)."""
+    ran = []
+
+    def run(argv, **kwargs):
+        ran.append(argv)
+        return teacher.subprocess.CompletedProcess(argv, returncode, "", stderr)
+
+    monkeypatch.setattr(teacher.subprocess, "run", run)
+    monkeypatch.setattr(teacher.config, "load", lambda: teacher.config.validate(
+        {"user_environment": {"manager": "venv"}}))
+
+    async def fetch():
+        sock, port = bind_unused_port()
+        server = HTTPServer(web.Application([("/packages", PackagesAsTeacher), ("/", PackagesAsTeacher)],
+                                            prefix="/"))
+        server.add_sockets([sock])
+        try:
+            return await httpclient.AsyncHTTPClient().fetch(
+                f"http://127.0.0.1:{port}/packages", method="POST", body=urlencode(form), raise_error=False,
+                follow_redirects=False)
+        finally:
+            server.stop()
+
+    r = asyncio.run(fetch())
+    return r.code, r.body.decode(), ran
+
+
+def test_the_page_installs_packages_with_hubsteads_command_for_the_teacher(monkeypatch):
+    code, _, ran = post_packages(monkeypatch, {"action": "add", "kind": "pip", "names": "pandas --index-url=x"})
+
+    assert code == 302
+    [argv] = ran
+    command = argv[argv.index(str(paths.HUB_ENV / "bin" / "hubstead")):]
+    # Whatever is typed stays a package name: it all follows `--`.
+    assert command[1:] == ["packages", "add", "--pip", "--by", "tess", "--", "pandas", "--index-url=x"]
+
+
+def test_the_commands_refusal_is_the_pages_one_line(monkeypatch):
+    code, text, _ = post_packages(monkeypatch, {"action": "add", "kind": "pip", "names": "nosuch"}, 1,
+                                  "hubstead: error: pip package nosuch: cannot be installed: Because nosuch was "
+                                  "not found in the package registry\n")
+
+    assert (code, text) == (400, "pip package nosuch: cannot be installed: Because nosuch was not found in the "
+                                 "package registry")
+
+
+def test_the_page_offers_conda_only_with_a_conda_environment(monkeypatch):
+    code, text, ran = post_packages(monkeypatch, {"action": "add", "kind": "conda", "names": "scipy"})
+
+    assert code == 400 and "not a package action this page offers" in text
+    assert ran == []
