@@ -3,8 +3,8 @@ teacher adds pip packages with `hubstead packages` and on the teacher's page and
 student's new kernel imports them; an unknown package is one line and changes nothing;
 an apt package comes and goes; a sysadmin's `sudo -E pip install` in their server
 installs for everyone; the test plugin (tests/plugins/hubstead-test-plugin) adds a user
-package, a hub setting and a new-user step. The plugin goes first: applying it restarts
-the hub."""
+package, a hub setting and a new-user step, and at install changes config and runs its
+post-install step. The plugin goes first: applying it restarts the hub."""
 
 import html
 import re
@@ -199,3 +199,13 @@ def test_config_apply_puts_back_a_recorded_package(hub, student):
 
     assert imports(STUDENT, student, "tabulate").startswith(str(paths.USER_ENV))
     assert requests.get(f"{BASE}/hub/health", timeout=30).status_code == 200
+
+
+def test_the_plugin_changes_config_and_runs_at_install(hub, host, plugin):
+    # Last: the install restarts the hub with the changed config.
+    assert not host.file("/run/hubstead-test-plugin-post-install").exists
+
+    hubstead(hub, "install", timeout=900)
+
+    assert host.file("/run/hubstead-test-plugin-post-install").content_string == "ran\n"
+    assert hubstead(hub, "config", "show", "services.cull.timeout").stdout.strip() == "7200"

@@ -11,6 +11,18 @@ from hubstead.core import usernames
 USER_PACKAGE = "inflection"
 ENV_NAME, ENV_VALUE = "HUBSTEAD_TEST_PLUGIN", "hub-setting-from-the-plugin"
 WELCOME_FILE = "welcome-from-plugin.txt"
+CULL_TIMEOUT = 7200  # what it sets at install, unless the admin set one
+POST_INSTALL_MARKER = Path("/run/hubstead-test-plugin-post-install")
+
+
+@hookimpl
+def hubstead_config_post_install(config):
+    config.setdefault("services", {}).setdefault("cull", {}).setdefault("timeout", CULL_TIMEOUT)
+
+
+@hookimpl
+def hubstead_post_install():
+    POST_INSTALL_MARKER.write_text("ran\n")
 
 
 @hookimpl
