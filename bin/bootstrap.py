@@ -20,10 +20,14 @@ import subprocess
 import sys
 import tempfile
 
+# Must match hubstead.core.paths (HUB_ENV, PREVIOUS_HUB_ENV, PARTIAL_SUFFIX).
 HUB_ENV = "/opt/hubstead/hub"
 # On a re-run, the hub's environment as it was, beside itself: a failed upgrade goes back
-# to it (`hubstead install --previous-hub-env`).
+# to it (`hubstead install --previous-hub-env`), and so does a boot that finds it there
+# (the upgrade was cut short). It is copied under a temporary name and renamed when
+# complete, so a half copy is never taken for the way back.
 PREVIOUS_HUB_ENV = os.path.join(os.path.dirname(HUB_ENV), "previous-hub")
+PARTIAL_SUFFIX = ".partial"
 # Must match hubstead.machine.upgrade.ROLLED_BACK: the upgrade failed and undid itself.
 ROLLED_BACK = 3
 DEFAULT_SPEC = "hubstead"
@@ -206,9 +210,12 @@ def set_hub_env_aside():
     """On a re-run, copy the hub's environment aside before the new Hubstead goes in."""
     if not os.path.exists(os.path.join(HUB_ENV, "bin", "hubstead")):
         return None
-    if os.path.exists(PREVIOUS_HUB_ENV):  # left by an interrupted run: the current one is newer
-        shutil.rmtree(PREVIOUS_HUB_ENV)
-    run(["cp", "-a", "--reflink=auto", HUB_ENV, PREVIOUS_HUB_ENV])
+    partial = PREVIOUS_HUB_ENV + PARTIAL_SUFFIX
+    for leftover in (PREVIOUS_HUB_ENV, partial):  # of a run cut short: the current one is newer
+        if os.path.exists(leftover):
+            shutil.rmtree(leftover)
+    run(["cp", "-a", "--reflink=auto", HUB_ENV, partial])
+    os.rename(partial, PREVIOUS_HUB_ENV)
     return PREVIOUS_HUB_ENV
 
 

@@ -94,6 +94,12 @@ def test_rolled_back_exit_code_matches_the_upgrade():
     assert bootstrap.ROLLED_BACK == upgrade.ROLLED_BACK
 
 
+def test_the_hub_env_and_its_copy_are_where_the_boot_time_rollback_looks():
+    from hubstead.core import paths
+    assert (bootstrap.HUB_ENV, bootstrap.PREVIOUS_HUB_ENV, bootstrap.PARTIAL_SUFFIX) == (
+        str(paths.HUB_ENV), str(paths.PREVIOUS_HUB_ENV), paths.PARTIAL_SUFFIX)
+
+
 def _hub_envs(monkeypatch, tmp_path, version):
     hub, previous = tmp_path / "hub", tmp_path / "previous-hub"
     (hub / "bin").mkdir(parents=True)

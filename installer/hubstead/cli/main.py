@@ -271,6 +271,19 @@ def upgrade(spec):
 
 
 @main.command()
+@root_only
+def rollback():
+    """Put back the Hubstead from before an upgrade that did not finish (a reboot or a
+    power cut in the middle); the machine does it by itself at boot."""
+    from hubstead.machine import upgrade
+
+    if upgrade.roll_back_interrupted():
+        click.echo("The upgrade had not finished: the previous Hubstead, its settings and state are back.")
+    else:
+        click.echo("No unfinished upgrade: nothing to roll back.")
+
+
+@main.command()
 @click.option("--purge", is_flag=True,
               help="Also remove the students' accounts and homes, the course folder and the archives.")
 @click.option("--yes", is_flag=True, help="Don't ask before removing.")
@@ -295,3 +308,7 @@ def uninstall(purge, yes):
     if summary.kept:
         click.echo("Kept: " + "; ".join(summary.kept) + ". `hubstead uninstall --purge` would have removed them; "
                    "a new install finds the accounts and homes again.")
+
+
+if __name__ == "__main__":  # the boot-time rollback runs it from the previous environment's python
+    main()

@@ -115,6 +115,8 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_proxy_letsencrypt": https["mode"] == "letsencrypt",
 
         "hubstead_hub_env": str(hub_env),
+        "hubstead_hub_previous_env": str(paths.PREVIOUS_HUB_ENV),
+        "hubstead_hub_rollback_unit": paths.ROLLBACK_UNIT,
         "hubstead_hub_state_dir": str(paths.STATE_DIR),
         "hubstead_hub_config_file": str(paths.CONFIG_FILE),
         "hubstead_hub_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),
