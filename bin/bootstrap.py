@@ -11,10 +11,12 @@ Every host check fails with one line and before anything on the machine changes.
 
 import argparse
 import getpass
+import http.server
 import json
 import os
 import platform
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -41,7 +43,17 @@ APT_PACKAGES = [
     "python3-venv",   # the hub venv, and the venv user environment
     "gcc", "python3-dev", "pkg-config", "libsystemd-dev",  # systemd-python builds from source
     "sudo", "ca-certificates", "curl", "bzip2",  # bzip2: Miniforge's installer unpacks with it
+    "procps",  # pkill: the proxy role stops the progress page by its pid file
 ]
+# While an install runs with port 80 still free (a first install), a page there shows its
+# steps and hands the browser to the hub once the proxy has taken the port. Must match
+# hubstead.core.paths (INSTALL_PROGRESS_DIR, _LOG, _PID): `hubstead install` appends its
+# steps to the log, and the proxy role stops the page (by its pid file) before traefik starts.
+PROGRESS_DIR = "/run/hubstead-install"
+PROGRESS_LOG = os.path.join(PROGRESS_DIR, "steps.log")
+PROGRESS_PID = os.path.join(PROGRESS_DIR, "page.pid")
+PROGRESS_PORT = 80
+PROGRESS_JSON_PATH = "/_hubstead/progress"
 # Must match hubstead.cli.main.ADMIN_PASSWORDS_ENV: passwords never go on a command line.
 ADMIN_PASSWORDS_ENV = "HUBSTEAD_ADMIN_PASSWORDS"
 
@@ -52,6 +64,11 @@ class HostError(Exception):
 
 def say(message):
     print(f"hubstead-bootstrap: {message}", flush=True)
+    try:
+        with open(PROGRESS_LOG, "a") as log:
+            log.write(message + "\n")
+    except FileNotFoundError:  # no progress page
+        pass
 
 
 def parse_args(argv):
@@ -65,6 +82,8 @@ def parse_args(argv):
                              "requirement (default: %(default)s)")
     parser.add_argument("--user-env", choices=["conda", "venv"], default=None,
                         help="how to build the shared user environment (default: conda on a new install)")
+    parser.add_argument("--no-progress-page", dest="progress_page", action="store_false",
+                        help=f"don't show the install's progress on port {PROGRESS_PORT} while it runs")
     return parser.parse_args(argv)
 
 
@@ -164,6 +183,133 @@ def check_host():
     check_arch()
     check_resources()
     check_ports()
+
+
+# ------------------------------------------------------------- progress page
+
+PROGRESS_HTML = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Installing JupyterHub…</title>
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<style>
+ body { font: 16px/1.5 system-ui, sans-serif; max-width: 46em; margin: 3em auto; padding: 0 1em; color: #222; }
+ h1 { font-size: 1.5em; } #status { font-weight: 600; }
+ ol { font: 13px/1.6 ui-monospace, monospace; background: #f6f6f6; padding: 1em 1em 1em 3.5em;
+      max-height: 60vh; overflow: auto; } li:last-child { font-weight: 700; }
+</style></head><body>
+<h1>Hubstead is installing JupyterHub on this machine</h1>
+<p id="status">Working… (<span id="elapsed">0</span> s)</p>
+<p>This page follows the installer and opens the hub when it is ready: keep it open.</p>
+<ol id="steps"></ol>
+<script>
+const started = Date.now(), steps = document.getElementById("steps");
+const status = document.getElementById("status");
+setInterval(() => {
+  const e = document.getElementById("elapsed");
+  if (e) e.textContent = Math.round((Date.now() - started) / 1000);
+}, 1000);
+function show(lines) {
+  for (let i = steps.children.length; i < lines.length; i++) {
+    const li = document.createElement("li"); li.textContent = lines[i]; steps.appendChild(li);
+  }
+  steps.scrollTop = steps.scrollHeight;
+}
+async function follow() {
+  try {
+    const r = await fetch("__JSON__", {cache: "no-store"});
+    if (r.ok && (r.headers.get("content-type") || "").startsWith("application/json")) {
+      show((await r.json()).steps); setTimeout(follow, 1000); return;
+    }
+  } catch (e) {}
+  waitForHub();  // the proxy has taken the port: the installer is starting the hub
+}
+async function waitForHub() {
+  status.textContent = "Starting the hub…";
+  try {
+    // An answer of the hub's, or the proxy sending the browser to HTTPS: the hub is there.
+    const r = await fetch("/hub/api/", {cache: "no-store", redirect: "manual"});
+    if (r.ok || r.type === "opaqueredirect") { location.replace("/hub/"); return; }
+  } catch (e) {}
+  setTimeout(waitForHub, 1000);
+}
+follow();
+</script></body></html>
+""".replace("__JSON__", PROGRESS_JSON_PATH)
+
+
+class ProgressPage(http.server.BaseHTTPRequestHandler):
+    """The steps so far as JSON, and the page on every other path (with 503: the hub is
+    not there yet, and the page tells the hub's answers from its own by that)."""
+
+    def do_GET(self):
+        if self.path.split("?")[0] == PROGRESS_JSON_PATH:
+            try:
+                with open(PROGRESS_LOG) as log:
+                    steps = log.read().splitlines()
+            except FileNotFoundError:
+                steps = []
+            self._send(200, "application/json", json.dumps({"steps": steps}))
+        else:
+            self._send(503, "text/html; charset=utf-8", PROGRESS_HTML)
+
+    def _send(self, status, content_type, body):
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, format, *args):  # the terminal is the installer's
+        pass
+
+
+class DualStackServer(http.server.HTTPServer):
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def progress_server():
+    """Bound to port 80 on every address, or None when it can't be had."""
+    try:
+        return DualStackServer(("::", PROGRESS_PORT), ProgressPage)
+    except OSError:  # no IPv6 here, or the port is taken
+        try:
+            return http.server.HTTPServer(("0.0.0.0", PROGRESS_PORT), ProgressPage)
+        except OSError:
+            return None
+
+
+def start_progress_page():
+    """Serve the page from a child process while this one (and `hubstead install`, which
+    replaces it) works. The child ends when the proxy role stops it, or when the install
+    ends without getting that far; either way it removes everything it made."""
+    shutil.rmtree(PROGRESS_DIR, ignore_errors=True)  # of a run that was killed
+    server = progress_server()
+    if server is None:
+        return
+    os.makedirs(PROGRESS_DIR, mode=0o700)
+    open(PROGRESS_LOG, "w").close()
+    installer = os.getpid()
+    child = os.fork()
+    if child:
+        server.socket.close()
+        with open(PROGRESS_PID, "w") as f:
+            f.write(f"{child}\n")
+        return
+    try:
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        server.timeout = 1
+        while os.getppid() == installer:  # the installer gone: it failed before the proxy started
+            server.handle_request()
+    finally:
+        server.server_close()
+        shutil.rmtree(PROGRESS_DIR, ignore_errors=True)
+        os._exit(0)
 
 
 # ------------------------------------------------------------------- install
@@ -309,6 +455,8 @@ def main(argv=None):
     # Asked first, so nobody waits at the terminal through the installs.
     terminal = open_terminal()
     passwords = admin_passwords(args.admin, terminal)
+    if args.progress_page:
+        start_progress_page()
     previous = None
     try:
         ensure_apt_packages()

@@ -94,6 +94,12 @@ def test_rolled_back_exit_code_matches_the_upgrade():
     assert bootstrap.ROLLED_BACK == upgrade.ROLLED_BACK
 
 
+def test_the_progress_page_files_are_where_the_install_and_the_proxy_role_look():
+    from hubstead.core import paths
+    assert (bootstrap.PROGRESS_LOG, bootstrap.PROGRESS_PID, bootstrap.PROGRESS_PORT) == (
+        str(paths.INSTALL_PROGRESS_LOG), str(paths.INSTALL_PROGRESS_PID), paths.HTTP_PORT)
+
+
 def test_the_hub_env_and_its_copy_are_where_the_boot_time_rollback_looks():
     from hubstead.core import paths
     assert (bootstrap.HUB_ENV, bootstrap.PREVIOUS_HUB_ENV, bootstrap.PARTIAL_SUFFIX) == (
@@ -177,3 +183,40 @@ def test_a_python_older_than_ansible_needs_is_refused_in_one_line():
         bootstrap.check_python((3, 10, 12))
     assert str(e.value) == "python3 is 3.10 here: Hubstead needs 3.11 or newer (Ansible runs its roles)"
     bootstrap.check_python((3, 11, 2))
+
+
+def test_the_progress_page_shows_the_steps_and_leaves_nothing_when_stopped(monkeypatch, tmp_path):
+    # As the proxy role stops it: SIGTERM to the pid in its pid file, then the file is gone.
+    import os
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    progress = tmp_path / "progress"
+    monkeypatch.setattr(bootstrap, "PROGRESS_PORT", port)
+    monkeypatch.setattr(bootstrap, "PROGRESS_DIR", str(progress))
+    monkeypatch.setattr(bootstrap, "PROGRESS_LOG", str(progress / "steps.log"))
+    monkeypatch.setattr(bootstrap, "PROGRESS_PID", str(progress / "page.pid"))
+    bootstrap.start_progress_page()
+    bootstrap.say("installing Hubstead from /opt/src")
+    with open(progress / "steps.log", "a") as log:  # as `hubstead install` appends its steps
+        log.write("[1/4] base: Hubstead's groups\n")
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(base + bootstrap.PROGRESS_JSON_PATH) as r:
+        assert json.load(r) == {"steps": ["installing Hubstead from /opt/src", "[1/4] base: Hubstead's groups"]}
+    with pytest.raises(urllib.error.HTTPError) as page:  # any path: the page, and "not the hub yet"
+        urllib.request.urlopen(base + "/hub/login")
+    assert page.value.code == 503 and b"installing JupyterHub" in page.value.read()
+
+    os.kill(int((progress / "page.pid").read_text()), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while progress.exists():
+        assert time.monotonic() < deadline, "the page did not clean up after itself"
+        time.sleep(0.05)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(base + "/", timeout=2)
+    bootstrap.say("after the page")  # the installer goes on without it

@@ -61,7 +61,7 @@ def install(admin_specs, user_env, previous_hub_env):
                 check_strength(admin.password)
     except (usernames.InvalidUsername, WeakPassword) as e:
         fail(f"--admin: {e}")
-    progress = Progress()
+    progress = Progress(log=paths.INSTALL_PROGRESS_LOG)
     try:
         summary = run_install(admins, user_env, on_task=progress, previous_hub_env=previous_hub_env)
     except upgrade.UpgradeFailed as e:

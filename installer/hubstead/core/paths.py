@@ -57,6 +57,13 @@ PARTIAL_SUFFIX = ".partial"
 UPGRADE_BACKUPS = STATE_DIR / "backups"  # the backups made before each upgrade
 BACKUP_LOCK = STATE_DIR / ".backup.lock"  # one backup or restore at a time
 
+# The installer's progress page (bin/bootstrap.py serves it on port 80 during a first
+# install): the steps `hubstead install` appends to, and the page's pid, by which the
+# proxy role stops it before traefik takes the port. Gone when the page ends.
+INSTALL_PROGRESS_DIR = Path("/run/hubstead-install")
+INSTALL_PROGRESS_LOG = INSTALL_PROGRESS_DIR / "steps.log"
+INSTALL_PROGRESS_PID = INSTALL_PROGRESS_DIR / "page.pid"
+
 # The schemes' own ports: URLs leave them out.
 HTTP_PORT = 80
 HTTPS_PORT = 443

@@ -100,6 +100,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_proxy_user": paths.PROXY_USER,
         "hubstead_proxy_api_port": paths.TRAEFIK_API_PORT,
         "hubstead_proxy_unit": paths.PROXY_UNIT,
+        "hubstead_proxy_progress_page_pid": str(paths.INSTALL_PROGRESS_PID),
         "hubstead_proxy_certbot_service": paths.CERTBOT_SERVICE,
         "hubstead_proxy_certbot_timer": paths.CERTBOT_TIMER,
         "hubstead_proxy_letsencrypt_config_dir": str(paths.LETSENCRYPT_CONFIG_DIR),
