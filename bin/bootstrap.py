@@ -15,6 +15,7 @@ import http.server
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -82,6 +83,12 @@ def parse_args(argv):
                              "requirement (default: %(default)s)")
     parser.add_argument("--user-env", choices=["conda", "venv"], default=None,
                         help="how to build the shared user environment (default: conda on a new install)")
+    parser.add_argument("--wheelhouse", metavar="DIR", type=os.path.abspath,
+                        help="install every Python package from DIR, never from the package index "
+                             "(a machine without internet; make DIR with --make-wheelhouse)")
+    parser.add_argument("--make-wheelhouse", metavar="DIR", type=os.path.abspath,
+                        help="on a connected machine of the same Debian release and CPU: put every Python "
+                             "package an install needs (from --from) into DIR, then stop")
     parser.add_argument("--no-progress-page", dest="progress_page", action="store_false",
                         help=f"don't show the install's progress on port {PROGRESS_PORT} while it runs")
     return parser.parse_args(argv)
@@ -173,6 +180,34 @@ def check_ports():
     if busy:
         raise HostError(f"port {', '.join(map(str, busy))} already in use by another program "
                         f"(see: ss -ltnp 'sport = :{busy[0]}'); stop it and run again")
+
+
+def check_wheelhouse(directory):
+    if not os.path.isdir(directory) or not any(name.endswith(".whl") for name in os.listdir(directory)):
+        raise HostError(f"--wheelhouse {directory}: no wheels there; make it on a connected machine "
+                        "with: python3 bootstrap.py --make-wheelhouse DIR")
+
+
+def index_options(wheelhouse):
+    """What points pip and uv at the wheelhouse instead of the package index."""
+    return ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
+
+
+def check_index(python):
+    """Can pip reach the package index, as configured here (pip.conf, PIP_INDEX_URL,
+    HTTPS_PROXY)? Asks for one small project page, with a short timeout."""
+    result = subprocess.run([python, "-m", "pip", "index", "versions", "pip", "--disable-pip-version-check",
+                             "--timeout", "15", "--retries", "1"], capture_output=True, text=True)
+    if result.returncode == 0:
+        return
+    output = result.stderr + result.stdout
+    # pip's retry warnings carry the network's own words ("[Errno 101] Network is
+    # unreachable"); its last line only says the project was not found.
+    errors = re.findall(r"\[Errno -?\d+\][^'\")\n]*", output)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    reason = (errors or lines or [f"pip exited with {result.returncode}"])[-1].strip()
+    raise HostError(f"cannot reach the package index: {reason[:200]}; set HTTPS_PROXY (and the index "
+                    "in /etc/pip.conf if you use a mirror) or use --wheelhouse DIR")
 
 
 def check_host():
@@ -336,17 +371,33 @@ def ensure_apt_packages():
         stdout=subprocess.DEVNULL)
 
 
-def ensure_hub_env():
+def make_venv(directory):
+    run([sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3", "-m", "venv", directory])
+    return os.path.join(directory, "bin", "python")
+
+
+def ensure_hub_env(wheelhouse=None):
+    """The hub's environment with uv in it. Without a wheelhouse, the package index must
+    answer first: if it does not, an environment made here is taken away again."""
     python = os.path.join(HUB_ENV, "bin", "python")
+    made = []
     if not os.path.exists(python):
         say(f"creating the hub environment in {HUB_ENV}")
+        made = [d for d in (os.path.dirname(HUB_ENV), HUB_ENV) if not os.path.exists(d)]
         os.makedirs(os.path.dirname(HUB_ENV), mode=0o755, exist_ok=True)
-        run([sys.executable if sys.executable.startswith("/usr/") else "/usr/bin/python3",
-             "-m", "venv", HUB_ENV])
+        make_venv(HUB_ENV)
+    if not wheelhouse:
+        try:
+            check_index(python)
+        except HostError:
+            for directory in reversed(made):
+                shutil.rmtree(directory)
+            raise
     uv = os.path.join(HUB_ENV, "bin", "uv")
     if not os.path.exists(uv):
         # uv installs the hub's ~80 packages three times faster than pip.
-        result = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "uv"])
+        result = subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check",
+                                 *index_options(wheelhouse), "uv"])
         if result.returncode != 0:
             say("could not install uv; falling back to pip")
     return python, uv if os.path.exists(uv) else None
@@ -383,15 +434,16 @@ def install_spec(spec):
     return src, tmp
 
 
-def install_hubstead(python, uv, spec):
+def install_hubstead(python, uv, spec, wheelhouse=None):
     target, tmp = install_spec(spec)
-    say(f"installing Hubstead from {spec}")
+    say(f"installing Hubstead from {spec}" + (f" and {wheelhouse}" if wheelhouse else ""))
     try:
         if uv:
-            run([uv, "pip", "install", "-q", "--compile-bytecode", "-p", python,
+            run([uv, "pip", "install", "-q", "--compile-bytecode", "-p", python, *index_options(wheelhouse),
                  "--reinstall-package", "hubstead", target])
         else:
-            run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", target])
+            run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *index_options(wheelhouse),
+                 "--upgrade", target])
     finally:
         if tmp:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -435,6 +487,8 @@ def hand_over(args, passwords, previous=None):
     argv = [os.path.join(HUB_ENV, "bin", "hubstead"), "install", *admins]
     if args.user_env:
         argv += ["--user-env", args.user_env]
+    if args.wheelhouse:
+        argv += ["--wheelhouse", args.wheelhouse]
     env = dict(os.environ, LANG="C.UTF-8", PATH=f"{HUB_ENV}/bin:{os.environ.get('PATH', '/usr/bin:/bin')}")
     env[ADMIN_PASSWORDS_ENV] = json.dumps(passwords)
     if previous is None:  # a first install: nothing to go back to
@@ -445,10 +499,45 @@ def hand_over(args, passwords, previous=None):
     return returncode
 
 
+def make_wheelhouse(directory, spec):
+    """Every Python package of an install in ``directory``: the hub's environment
+    (Hubstead, built from ``spec``, and what it needs), proven complete by installing it
+    from there alone, then the user environment's (`hubstead wheelhouse`)."""
+    os.makedirs(directory, exist_ok=True)
+    work = tempfile.mkdtemp(prefix="hubstead-wheelhouse-")
+    try:
+        python = make_venv(os.path.join(work, "venv"))
+        target, tmp = install_spec(spec)
+        try:
+            say(f"collecting the hub environment's packages (Hubstead from {spec}) in {directory}")
+            run([python, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", directory,
+                 target, "uv", "pip", "setuptools", "wheel"])
+        finally:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+        run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *index_options(directory),
+             "hubstead"])
+        say("collecting the user environment's packages")
+        run([os.path.join(work, "venv", "bin", "hubstead"), "wheelhouse", directory])
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    say(f"done: copy {directory} to the machine and run this installer there with --wheelhouse DIR")
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.make_wheelhouse:
+        try:
+            make_wheelhouse(args.make_wheelhouse, args.spec)
+        except subprocess.CalledProcessError as e:
+            print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:4]))} … failed with exit code "
+                  f"{e.returncode}", file=sys.stderr)
+            return 1
+        return 0
     try:
         check_host()
+        if args.wheelhouse:
+            check_wheelhouse(args.wheelhouse)
     except HostError as e:
         print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
         return 1
@@ -460,9 +549,12 @@ def main(argv=None):
     previous = None
     try:
         ensure_apt_packages()
-        python, uv = ensure_hub_env()
+        python, uv = ensure_hub_env(args.wheelhouse)
         previous = set_hub_env_aside()
-        install_hubstead(python, uv, args.spec)
+        install_hubstead(python, uv, args.spec, args.wheelhouse)
+    except HostError as e:
+        print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
+        return 1
     except subprocess.CalledProcessError as e:
         print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:3]))} … failed with exit code "
               f"{e.returncode}", file=sys.stderr)

@@ -118,7 +118,7 @@ def test_a_reboot_in_the_middle_of_an_upgrade_leaves_the_previous_hub_working(ol
         assert time.monotonic() < deadline, "the slow build never converged the machine"
         time.sleep(1)
     assert old_hub.tb.run("grep", "-rqs", "slow build", str(paths.HUB_ENV / "lib"), check=False).returncode == 0
-    old_hub.tb.reboot()
+    old_hub.tb.reboot(timeout=300)  # the stop waits for the upgrade's units
     # At boot the previous Hubstead is put back and converges the machine.
     deadline = time.monotonic() + 900
     while old_hub.tb.run("test", "-e", str(paths.PREVIOUS_HUB_ENV), check=False).returncode == 0 or \

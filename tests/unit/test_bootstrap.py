@@ -220,3 +220,28 @@ def test_the_progress_page_shows_the_steps_and_leaves_nothing_when_stopped(monke
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(base + "/", timeout=2)
     bootstrap.say("after the page")  # the installer goes on without it
+
+
+def test_without_the_package_index_the_install_stops_with_one_line_and_leaves_nothing(monkeypatch, tmp_path):
+    # pip as a machine behind a proxy that isn't there would have it: nothing answers.
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setattr(bootstrap, "HUB_ENV", str(tmp_path / "opt" / "hub"))
+    with pytest.raises(bootstrap.HostError) as e:
+        bootstrap.ensure_hub_env()
+    message = str(e.value)
+    assert message.startswith("cannot reach the package index: ") and "\n" not in message
+    assert message.endswith("set HTTPS_PROXY (and the index in /etc/pip.conf if you use a mirror) "
+                            "or use --wheelhouse DIR")
+    assert "127.0.0.1" in message or "onnection" in message  # the network's own words, not just "not found"
+    assert not (tmp_path / "opt").exists()
+
+
+def test_a_wheelhouse_without_wheels_is_refused_before_anything_changes(tmp_path):
+    with pytest.raises(bootstrap.HostError) as e:
+        bootstrap.check_wheelhouse(str(tmp_path))
+    assert str(e.value).startswith(f"--wheelhouse {tmp_path}: no wheels there")
+    with pytest.raises(bootstrap.HostError):
+        bootstrap.check_wheelhouse(str(tmp_path / "missing"))

@@ -106,6 +106,7 @@ class Settings(TypedDict):
     users: Users
     limits: Limits
     user_environment: UserEnvironment
+    wheelhouse: str | None
     services: Services
     hub: Hub
     https: Https

@@ -65,6 +65,13 @@ def user_env_base_packages() -> list[str]:
     return [hub_requirement("jupyterhub"), *USER_ENV_PACKAGES]
 
 
+def index_options(effective: Settings) -> list[str]:
+    """pip's and uv's options for where packages come from: the wheelhouse only, when
+    there is one (a machine without the package index); otherwise their own settings."""
+    wheelhouse = effective["wheelhouse"]
+    return ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
+
+
 def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
     """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
 
@@ -93,6 +100,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": env["pip_packages"],
         "hubstead_user_env_conda_packages": env["conda_packages"],
+        "hubstead_user_env_index_options": index_options(effective),
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),

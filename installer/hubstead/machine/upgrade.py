@@ -57,7 +57,8 @@ def user_env_is_current(effective: Settings) -> bool:
     result = subprocess.run(
         [str(paths.HUB_ENV / "bin" / "uv"), "pip", "install", "--dry-run", "--upgrade",
          "--overrides", str(paths.ROLES_DIR / "user_env" / "files" / "uv-overrides.txt"),
-         "-p", str(paths.USER_ENV / "bin" / "python"), *converge.user_env_base_packages(), *env["pip_packages"]],
+         "-p", str(paths.USER_ENV / "bin" / "python"), *converge.index_options(effective),
+         *converge.user_env_base_packages(), *env["pip_packages"]],
         capture_output=True, text=True, check=False)
     return result.returncode == 0 and "Would make no changes" in result.stderr
 
