@@ -43,7 +43,7 @@ def _load(name, path):
 
 
 bootstrap = _load("bootstrap", "bin/bootstrap.py")
-paths = _load("hubstead_paths", "installer/hubstead/paths.py")
+paths = _load("hubstead_paths", "installer/hubstead/core/paths.py")
 
 HUB_ENV, USER_ENV = str(paths.HUB_ENV), str(paths.USER_ENV)
 UV = f"{HUB_ENV}/bin/uv"
