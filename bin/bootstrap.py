@@ -507,11 +507,14 @@ def make_wheelhouse(directory, spec):
     work = tempfile.mkdtemp(prefix="hubstead-wheelhouse-")
     try:
         python = make_venv(os.path.join(work, "venv"))
+        # The system's pip in a new venv is old; --use-pep517 builds sdists (systemd-python)
+        # as their build backends say, not through a setup.py command it may lack.
+        run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", "--upgrade", "pip"])
         target, tmp = install_spec(spec)
         try:
             say(f"collecting the hub environment's packages (Hubstead from {spec}) in {directory}")
-            run([python, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", directory,
-                 target, "uv", "pip", "setuptools", "wheel"])
+            run([python, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "--use-pep517",
+                 "-w", directory, target, "uv", "pip", "setuptools", "wheel"])
         finally:
             if tmp:
                 shutil.rmtree(tmp, ignore_errors=True)

@@ -291,7 +291,7 @@ def wheelhouse(directory, packages):
                     *packages, "pip", "setuptools", "wheel"]  # the last three: what `uv venv --seed` puts in
     directory.mkdir(parents=True, exist_ok=True)
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                             "-w", str(directory), *requirements], check=False)
+                             "--use-pep517", "-w", str(directory), *requirements], check=False)
     if result.returncode != 0:
         fail(f"pip could not collect the wheels for {directory} (its error is above)")
     click.echo(f"{len(list(directory.glob('*.whl')))} wheels in {directory}")
