@@ -10,6 +10,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 from packaging.requirements import Requirement
+from traitlets import HasTraits
 
 from hubstead import config
 from hubstead.cli import main as cli
@@ -249,3 +250,37 @@ def test_a_manual_certificate_becomes_a_tls_secret():
 def test_values_the_chart_would_refuse_are_an_error():
     with pytest.raises(z2jh.ExportError, match="the chart's schema refuses cull.timeout"):
         z2jh.validate({"cull": {"timeout": "an hour"}})
+
+
+def _set(trait, name: str, value) -> None:
+    """Set ``value`` on a trait of a throwaway class holding only it: TraitError if its
+    type refuses the value."""
+    holder = type("Holder", (HasTraits,), {name: copy.copy(trait)})()
+    setattr(holder, name, value)
+
+
+@pytest.mark.parametrize("user_config", [FULL, {}], ids=["github", "hubstead"])
+def test_what_the_chart_hands_to_jupyterhub_is_accepted_by_its_classes(user_config):
+    # The chart sets hub.config on JupyterHub's classes as it is: each setting must be
+    # one of the class's own, of the right type (KubeSpawner's are the Spawner's here).
+    from jupyterhub.app import JupyterHub
+    from jupyterhub.auth import Authenticator
+    from jupyterhub.scopes import scope_definitions
+    from jupyterhub.spawner import Spawner
+    from nativeauthenticator import NativeAuthenticator
+    from oauthenticator.github import GitHubOAuthenticator
+
+    classes = {c.__name__: c for c in (JupyterHub, Authenticator, NativeAuthenticator, GitHubOAuthenticator)}
+    classes["KubeSpawner"] = Spawner
+    values = z2jh.export(config.validate(copy.deepcopy(user_config)), {}).values
+    for name, settings in values["hub"]["config"].items():
+        traits = classes[name].class_traits(config=True)
+        for trait, value in settings.items():
+            assert trait in traits, f"{name}.{trait}"
+            _set(traits[trait], trait, value)
+    spawner_traits = Spawner.class_traits(config=True)
+    for override in values["hub"]["config"].get("KubeSpawner", {}).get("group_overrides", {}).values():
+        for trait, value in override["spawner_override"].items():
+            _set(spawner_traits[trait], trait, value)
+    for role in values["hub"].get("loadRoles", {}).values():
+        assert {scope.partition("!")[0] for scope in role["scopes"]} <= set(scope_definitions)
