@@ -263,6 +263,8 @@ def _recipe(effective: Settings, out: Export) -> None:
         Row("user_environment.conda_packages", MAPPED, conda_where),
         Row("user_environment.conda_installer.url", UNMAPPED, "repo2docker brings its own conda"),
         Row("user_environment.conda_installer.sha256", UNMAPPED, "repo2docker brings its own conda"),
+        Row("wheelhouse", UNMAPPED, "build the image where the package index answers (or point pip at a mirror "
+            "in the build); the cluster pulls images, not wheels"),
     ]
 
 
