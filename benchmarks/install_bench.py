@@ -207,6 +207,19 @@ def versions(tb):
             "jupyterlab (user env)": jupyterlab, "uv": uv, "Debian (target)": debian}
 
 
+def wait_for_hub_api(timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{HUB_URL}/hub/api/", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:  # URLError is one
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("hub API did not answer")
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args):
         return None  # the login's 302 is the answer, not a page to follow

@@ -41,6 +41,7 @@ from install_bench import (  # noqa: E402 (beside this script)
     unit_main_pid,
     user_packages,
     versions,
+    wait_for_hub_api,
 )
 
 TARGET = "hubstead-bench-upgrade"
@@ -92,19 +93,6 @@ def rebuilt_copy(tb, name):
     return f"/root/{name}"
 
 
-def wait_for_api(timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{HUB_URL}/hub/api/", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("the hub's API did not answer")
-
-
 def floor_upgrade(tb, source):
     hub_python, user_python = f"{HUB_ENV}/bin/python", f"{USER_ENV}/bin/python"
     t0 = time.monotonic()
@@ -113,7 +101,7 @@ def floor_upgrade(tb, source):
     tb.run(UV, "pip", "install", "-q", "--compile-bytecode", "--upgrade", "-p", user_python, *user_packages(),
            timeout=1200)
     tb.run("systemctl", "restart", "jupyterhub.service")
-    wait_for_api()
+    wait_for_hub_api(timeout=300)
     return time.monotonic() - t0
 
 

@@ -86,14 +86,17 @@ def test_a_failed_upgrade_puts_everything_back_and_the_previous_hubstead_converg
     assert not paths.PREVIOUS_STATE_DIR.exists()
 
 
+def new_version_runs(root, changed: int):
+    """provision.run as the new version does it when all goes well."""
+    def run(effective, on_task=None, upgrade=False):
+        write_all("new", root)
+        return converge.Result(changed=changed), 2.5
+    return run
+
+
 def test_a_successful_upgrade_keeps_the_new_and_forgets_the_copies(machine, monkeypatch):
     root, calls, backups = machine
-
-    def new_version_runs(effective, on_task=None, upgrade=False):
-        write_all("new", root)
-        return converge.Result(changed=7), 2.5
-
-    monkeypatch.setattr(upgrade.provision, "run", new_version_runs)
+    monkeypatch.setattr(upgrade.provision, "run", new_version_runs(root, changed=7))
     outcome = upgrade.run({}, root / "opt" / "previous-hub")
     assert (outcome.upgraded, outcome.changed) == (True, 7)
     assert read_all(root)["hub env"] == "new" and read_all(root)["db"] == ["old", "new"]
@@ -143,12 +146,7 @@ def test_a_copy_the_boot_cut_short_is_not_taken_for_the_way_back(machine, monkey
 
 def test_a_boot_after_a_finished_upgrade_keeps_the_new_version(machine, monkeypatch):
     root, calls, _ = machine
-
-    def new_version_runs(effective, on_task=None, upgrade=False):
-        write_all("new", root)
-        return converge.Result(changed=1), 1.0
-
-    monkeypatch.setattr(upgrade.provision, "run", new_version_runs)
+    monkeypatch.setattr(upgrade.provision, "run", new_version_runs(root, changed=1))
     # The power goes as the copies are being forgotten: the hub environment's copy went first.
     forgotten = []
 
