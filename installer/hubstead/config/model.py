@@ -107,6 +107,7 @@ class Settings(TypedDict):
     users: Users
     limits: Limits
     user_environment: UserEnvironment
+    wheelhouse: str | None
     plugins: list[str]
     services: Services
     hub: Hub

@@ -215,6 +215,13 @@ def _check_optional_path(key, value):
         _refuse(key, value, "an absolute path like /etc/ssl/hub/fullchain.pem, or null")
 
 
+def _check_wheelhouse(key, value, effective):
+    _check_optional_path(key, value)
+    if value is not None and effective["user_environment"]["manager"] != "venv":
+        _refuse(key, value, "null with user_environment.manager conda (conda needs its channels); "
+                "a wheelhouse serves the venv user environment")
+
+
 def _check_email(key, value):
     if value is not None and (not isinstance(value, str) or not EMAIL_PATTERN.match(value)):
         _refuse(key, value, "an email address like admin@example.edu, or null")
@@ -350,6 +357,9 @@ SCHEMA = (
             shown_default=f"pinned Miniforge {MINIFORGE_VERSION}"),
     Setting("user_environment.conda_installer.sha256", None, _check_sha256,
             "the sha256 of that installer (required with a URL)", **USER_ENV),
+    Setting("wheelhouse", None, _check_wheelhouse,
+            "a directory of wheels (`bootstrap.py --make-wheelhouse`) that every Python package comes from "
+            "instead of the package index: a machine without internet", **USER_ENV, in_context=True),
     Setting("plugins", [], _check_pip_requirements,
             "Hubstead plugins: pip requirements (`name @ file:///path` for a local one) installed into the "
             "hub's environment; their hooks add packages, hub settings and new-user steps",

@@ -70,15 +70,23 @@ def user_env_base_packages() -> list[str]:
     return [hub_requirement("jupyterhub"), *USER_ENV_PACKAGES]
 
 
+def index_options(effective: Settings) -> list[str]:
+    """pip's and uv's options for where packages come from: the wheelhouse only, when
+    there is one (a machine without the package index); otherwise their own settings."""
+    wheelhouse = effective["wheelhouse"]
+    return ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
+
+
 def user_pip_packages(effective: Settings) -> list[str]:
     """The extra pip packages of the user environment: the config's, then the plugins'."""
     return [*effective["user_environment"]["pip_packages"], *plugins.extra_packages(effective, "user_pip")]
 
 
-def uv_pip_install(*args: str) -> list[str]:
-    """uv installing into the user environment (venv mode) as the user_env role does."""
+def uv_pip_install(effective: Settings, *args: str) -> list[str]:
+    """uv installing into the user environment (venv mode) as the user_env role does,
+    from where the settings say packages come from."""
     return [str(paths.HUB_ENV / "bin" / "uv"), "pip", "install", "--overrides", str(UV_OVERRIDES),
-            "-p", str(paths.USER_ENV / "bin" / "python"), *args]
+            "-p", str(paths.USER_ENV / "bin" / "python"), *index_options(effective), *args]
 
 
 def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
@@ -111,6 +119,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": user_pip_packages(effective),
         "hubstead_user_env_conda_packages": [*env["conda_packages"], *plugins.extra_packages(effective, "user_conda")],
+        "hubstead_user_env_index_options": index_options(effective),
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),
@@ -118,6 +127,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_proxy_user": paths.PROXY_USER,
         "hubstead_proxy_api_port": paths.TRAEFIK_API_PORT,
         "hubstead_proxy_unit": paths.PROXY_UNIT,
+        "hubstead_proxy_progress_page_pid": str(paths.INSTALL_PROGRESS_PID),
         "hubstead_proxy_certbot_service": paths.CERTBOT_SERVICE,
         "hubstead_proxy_certbot_timer": paths.CERTBOT_TIMER,
         "hubstead_proxy_letsencrypt_config_dir": str(paths.LETSENCRYPT_CONFIG_DIR),
@@ -133,6 +143,8 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_proxy_letsencrypt": https["mode"] == "letsencrypt",
 
         "hubstead_hub_env": str(hub_env),
+        "hubstead_hub_previous_env": str(paths.PREVIOUS_HUB_ENV),
+        "hubstead_hub_rollback_unit": paths.ROLLBACK_UNIT,
         "hubstead_hub_state_dir": str(paths.STATE_DIR),
         "hubstead_hub_config_file": str(paths.CONFIG_FILE),
         "hubstead_hub_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),

@@ -75,7 +75,7 @@ def _reason(output: str) -> str:
 def _pip_argv(effective: Settings, *args: str) -> list[str]:
     """pip or uv acting on the user environment as the user_env role does for its manager."""
     if effective["user_environment"]["manager"] == "venv":
-        return converge.uv_pip_install(*args)
+        return converge.uv_pip_install(effective, *args)
     return [str(paths.USER_ENV / "bin" / "python"), "-m", "pip", "install", "--no-input",
             "--disable-pip-version-check", *args]
 
@@ -240,11 +240,11 @@ def listed(effective: Settings) -> dict[str, list[tuple[str, str]]]:
             for kind in KINDS}
 
 
-def _install_into_hub(specs: list[str], what: str) -> None:
+def _install_into_hub(effective: Settings, specs: list[str], what: str) -> None:
     if not specs:
         return
     result = _run([str(Path(sys.executable).parent / "uv"), "pip", "install", "--compile-bytecode",
-                   "-p", sys.executable, *specs])
+                   "-p", sys.executable, *converge.index_options(effective), *specs])
     if result.returncode != 0:
         raise PackageError(f"{what} {', '.join(specs)}: cannot be installed into the hub's environment: "
                            f"{_reason(result.stderr + result.stdout)}")
@@ -253,6 +253,6 @@ def _install_into_hub(specs: list[str], what: str) -> None:
 def install_plugins(effective: Settings) -> None:
     """The listed plugins, then the hub packages their hooks ask for, into the hub's
     environment (the one running this; an upgrade's way back restores it whole)."""
-    _install_into_hub(effective["plugins"], "plugin")
+    _install_into_hub(effective, effective["plugins"], "plugin")
     plugins.forget()
-    _install_into_hub(plugins.extra_packages(effective, "hub_pip"), "the plugins' hub package")
+    _install_into_hub(effective, plugins.extra_packages(effective, "hub_pip"), "the plugins' hub package")
