@@ -243,3 +243,16 @@ def test_list_shows_each_kind(machine):
     run("add", "tabulate")
     run("add", "--apt", "tree")
     assert run("list").output.splitlines() == ["pip\ttabulate", "apt\ttree"]
+
+
+def test_for_a_teacher_a_url_is_refused_and_nothing_is_built(machine):
+    # The page acts as root for someone who is not: no code of their choosing runs while installing.
+    result = run("add", "--by", "tess", "evil @ https://example.org/evil-1.0.tar.gz")
+
+    assert result.exit_code == 1
+    assert "a teacher adds packages from the package index by name" in result.output
+    assert machine.calls == []
+
+    assert run("add", "--by", "tess", "tabulate").exit_code == 0
+    [dry_run] = [argv for argv in machine.calls if "--dry-run" in argv]
+    assert "--no-build" in dry_run

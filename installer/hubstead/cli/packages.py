@@ -11,10 +11,12 @@ from hubstead.machine import packages
 
 def changes_packages(command):
     """A command given ``kind`` (--pip, the default, --conda or --apt), ``actor`` (--by,
-    hidden: the teacher the teacher's page acts for, for the audit trail) and NAMES."""
+    hidden: the teacher the teacher's page acts for, checked more strictly and named in the
+    audit trail) and NAMES."""
     command = root_only(command)
     command = click.argument("names", nargs=-1, required=True)(command)
-    command = click.option("--by", "actor", default=None, hidden=True, metavar="HUB_USER")(command)
+    command = click.option("--by", "actor", default=None, hidden=True, metavar="HUB_USER",
+                           help="The teacher this is for: index packages by name, as wheels only.")(command)
     command = click.option("--apt", "kind", flag_value="apt",
                            help="Debian packages on the machine (pandoc, graphviz, texlive-xetex).")(command)
     command = click.option("--conda", "kind", flag_value="conda",

@@ -85,10 +85,24 @@ def _apt_installed(name: str) -> bool:
     return result.returncode == 0 and result.stdout.strip() == "installed"
 
 
-def resolve(effective: Settings, kind: str, specs: list[str]) -> None:
-    """Raise PackageError unless ``specs`` can be installed (nothing is installed)."""
+def _check_for_teacher(effective: Settings, kind: str, specs: list[str]) -> list[str]:
+    """What a teacher (not root) may add runs no code of their choosing as root while it
+    installs: index packages only, as wheels (a source build runs its setup as root).
+    Returns the resolver's extra options."""
+    if kind != "pip":
+        return []  # Debian's and conda-forge's packages come built from their archives
+    direct = [spec for spec in specs if Requirement(spec).url]
+    if direct:
+        raise PackageError(f"pip package {', '.join(direct)}: a teacher adds packages from the package index by "
+                           "name; a URL or path is for root (sudo hubstead packages add)")
+    return ["--no-build"] if effective["user_environment"]["manager"] == "venv" else ["--only-binary=:all:"]
+
+
+def resolve(effective: Settings, kind: str, specs: list[str], options: tuple[str, ...] = ()) -> None:
+    """Raise PackageError unless ``specs`` can be installed (nothing is installed);
+    ``options``: the pip resolver's extra ones."""
     if kind == "pip":
-        result = _run(_pip_argv(effective, "--dry-run", *specs))
+        result = _run(_pip_argv(effective, "--dry-run", *options, *specs))
     elif kind == "conda":
         result = _run([str(paths.USER_ENV / "bin" / "mamba"), "install", "--dry-run", "--yes",
                        "--prefix", str(paths.USER_ENV), "--channel", "conda-forge", *specs])
@@ -128,7 +142,8 @@ def _check_manager(effective: Settings, kind: str) -> None:
 def add(kind: str, specs: list[str], on_task: Callable | None = None, actor: str | None = None) -> list[str]:
     """Check, resolve, record and install ``specs``; returns those that were new (a spec
     replaces the recorded one of the same name, e.g. ``numpy>=2`` for ``numpy``).
-    ``actor``: who asked, for the audit trail (None: the person at the command line)."""
+    ``actor``: the teacher the teacher's page asks for (checked as _check_for_teacher
+    says, and named in the audit trail); None: root at the command line."""
     key = KEYS[kind]
     schema.setting(key).check(key, specs)  # one line naming the bad spec
     before = config.load()
@@ -139,7 +154,8 @@ def add(kind: str, specs: list[str], on_task: Callable | None = None, actor: str
         return []
     replaced = {name_of(kind, spec) for spec in new}
     updated = [spec for spec in current if name_of(kind, spec) not in replaced] + new
-    resolve(before, kind, new)
+    teacher_options = _check_for_teacher(before, kind, new) if actor is not None else []
+    resolve(before, kind, new, tuple(teacher_options))
     with config.edit() as user_config:
         previous = keys.get(config.merge(config.DEFAULTS, user_config), key)
         user_config.update(keys.set_(user_config, key, updated))
