@@ -92,7 +92,16 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_base_packages": user_env_base_packages(),
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": env["pip_packages"],
-        "hubstead_user_env_conda_packages": env["conda_packages"],
+        # conda's r-irkernel registers its kernel itself; Debian's is registered by the role.
+        "hubstead_user_env_conda_packages": env["conda_packages"] + (["r-irkernel"] if env["r"] else []),
+        "hubstead_user_env_kernels_dir": str(paths.KERNELS_DIR),
+        "hubstead_user_env_r": env["r"],
+        "hubstead_user_env_r_kernel": paths.R_KERNEL,
+        "hubstead_user_env_envs_dir": str(paths.ENVS_DIR),
+        "hubstead_user_env_env_kernel_prefix": paths.ENV_KERNEL_PREFIX,
+        "hubstead_user_env_environments": [
+            {"name": name, "python": extra.get("python") or "", "packages": extra.get("packages", [])}
+            for name, extra in sorted(effective["environments"].items())],
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),
