@@ -160,7 +160,7 @@ def is_ip(text: str, version: int | None = None) -> bool:
     return version is None or address.version == version
 
 
-def _is_pip_requirement(text: str) -> bool:
+def is_pip_requirement(text: str) -> bool:
     try:
         Requirement(text)
     except InvalidRequirement:
@@ -168,7 +168,7 @@ def _is_pip_requirement(text: str) -> bool:
     return not text.startswith("-")
 
 
-_check_pip_requirements = _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)")
+_check_pip_requirements = _check_each(is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)")
 _check_user_names = _check_each(_is_user_name, f"hub user names: {usernames.ALLOWED_DESCRIPTION}")
 
 
