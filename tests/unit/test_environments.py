@@ -101,7 +101,8 @@ def test_a_requirements_line_pip_alone_would_take_is_refused_with_its_line(tmp_p
 
 def test_an_environment_file_gives_its_python_and_pip_packages(tmp_path):
     env_file = tmp_path / "environment.yml"
-    env_file.write_text("name: stats\ndependencies:\n  - python=3.11\n  - pip\n  - pip:\n    - cowsay\n    - numpy>=2\n")
+    env_file.write_text("name: stats\ndependencies:\n  - python=3.11\n  - pip\n"
+                        "  - pip:\n    - cowsay\n    - numpy>=2\n")
     assert environments.read_environment_file(env_file) == ("3.11", ["cowsay", "numpy>=2"])
 
 
@@ -113,8 +114,9 @@ def test_an_environment_file_with_conda_packages_is_refused(tmp_path):
 
 
 def test_each_environment_gets_a_kernel_name_no_other_kernel_has():
+    extra = {"ir": {"packages": []}, "python3": {"packages": []}}
     variables = converge.role_variables(config.validate({"user_environment": {"manager": "venv", "r": True},
-                                                         "environments": {"ir": {"packages": []}, "python3": {"packages": []}}}))
+                                                         "environments": extra}))
     kernels = {variables["hubstead_user_env_env_kernel_prefix"] + e["name"]
                for e in variables["hubstead_user_env_environments"]}
     assert kernels.isdisjoint({"python3", variables["hubstead_user_env_r_kernel"]})

@@ -53,8 +53,10 @@ def create(name, python, requirements, environment_file):
 def list_():
     """The extra environments, their Python and packages."""
     for name, extra in environments.listing(config.load()).items():
-        built = "built" if (paths.ENVS_DIR / name / "bin" / "python").exists() else "not built (run: hubstead config apply)"
-        click.echo(f"{name}\tpython {extra.get('python') or '3 (system)'}\t{' '.join(extra.get('packages', []))}\t{built}")
+        built = (paths.ENVS_DIR / name / "bin" / "python").exists()
+        python = f"python {extra.get('python') or '3 (system)'}"
+        click.echo("\t".join([name, python, " ".join(extra.get("packages", [])),
+                              "built" if built else "not built (run: hubstead config apply)"]))
 
 
 @env_group.command("remove")

@@ -143,6 +143,9 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
 def _failure_message(event: dict) -> str:
     data = event.get("event_data", {})
     res = data.get("res", {})
+    # A loop's task fails with "One or more items failed": what the first item said is the news.
+    failed_items = [r for r in res.get("results", []) if isinstance(r, dict) and r.get("failed")]
+    res = failed_items[0] if failed_items else res
     output = res.get("stderr") or res.get("stdout")
     if res.get("msg") == "non-zero return code" and output:
         detail = f"non-zero return code ({res.get('rc')}): {output}"
