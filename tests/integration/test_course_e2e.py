@@ -6,6 +6,9 @@ outside the hub by a Jupyter client library, with a token the student made."""
 
 import html
 import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import requests
@@ -116,6 +119,18 @@ def test_a_jupyter_client_outside_the_hub_runs_code_in_a_students_kernel(student
         reply = kernel.execute("import getpass; print(getpass.getuser(), 6 * 7)", timeout=60)
     assert reply["status"] == "ok"
     assert [o.get("text") for o in reply["outputs"]] == ["jupyter-ann 42\n"]
+
+
+def test_a_terminal_console_outside_the_hub_reaches_a_students_kernel(student):
+    # docs/remote-kernels.md's `jupyter konsole`, its lines typed in.
+    session, _ = student
+    token = session.token(STUDENT)
+    konsole = Path(sys.executable).parent / "jupyter-konsole"
+    result = subprocess.run([konsole, "--url", f"http://127.0.0.1/user/{STUDENT}", "--token", token,
+                             "--simple-prompt", "--no-confirm-exit"],
+                            input="import getpass; print(getpass.getuser(), 6 * 7)\nexit\n",
+                            capture_output=True, text=True, timeout=180)
+    assert "jupyter-ann 42" in result.stdout, result.stdout + result.stderr
 
 
 def test_a_client_without_a_students_token_gets_no_kernel(student):
