@@ -5,6 +5,7 @@ its own; a student signed in with an e-mail address; and a student's kernel used
 outside the hub by a Jupyter client library, with a token the student made."""
 
 import html
+import os
 import re
 import subprocess
 import sys
@@ -27,6 +28,8 @@ TEACHER_PAGE = "http://127.0.0.1/services/teacher/"
 GIT_PORT = 9418
 REPO = f"git://127.0.0.1:{GIT_PORT}/course.git"
 NOTEBOOK = '{"cells": [], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}'
+# The kernel's Unix user (not getpass.getuser(): $USER in a unit may be the uid).
+WHO_AM_I = "import os, pwd; who = pwd.getpwuid(os.getuid()).pw_name"
 MAKE_REPO = f"""set -e
 rm -rf /tmp/course-work /srv/course-git && mkdir -p /srv/course-git
 git init -q -b main /tmp/course-work && cd /tmp/course-work
@@ -107,36 +110,41 @@ def test_a_student_with_an_email_name_gets_a_server_as_the_mapped_unix_user(hub)
     _, token = own_server(EMAIL_USER, EMAIL_PASSWORD)
     unix_name = usernames.unix_name(EMAIL_USER)
     assert re.match(r"^jupyter-alice-school-[0-9a-f]{6}$", unix_name)
-    assert run_code(EMAIL_USER, token, "import getpass, os; print(getpass.getuser(), os.getcwd())").split() == [
+    assert run_code(EMAIL_USER, token, f"{WHO_AM_I}; import os; print(who, os.getcwd())").split() == [
         unix_name, home_of(hub, unix_name)]
     assert hub.tb.run("systemctl", "show", "-p", "User", "--value", f"{unix_name}.service").stdout.strip() == unix_name
+
+
+def remote_client(token: str) -> JupyterKernelClient:
+    # As docs/remote-kernels.md says: the token in a header, never in a URL.
+    return JupyterKernelClient(server_url=f"http://127.0.0.1/user/{STUDENT}", token=token,
+                               headers={"Authorization": f"token {token}"})
 
 
 def test_a_jupyter_client_outside_the_hub_runs_code_in_a_students_kernel(student):
     session, _ = student
     token = session.token(STUDENT)  # as the hub's token page makes one
-    with JupyterKernelClient(server_url=f"http://127.0.0.1/user/{STUDENT}", token=token) as kernel:
-        reply = kernel.execute("import getpass; print(getpass.getuser(), 6 * 7)", timeout=60)
+    with remote_client(token) as kernel:
+        reply = kernel.execute(f"{WHO_AM_I}; print(who, 6 * 7)", timeout=60)
     assert reply["status"] == "ok"
     assert [o.get("text") for o in reply["outputs"]] == ["jupyter-ann 42\n"]
 
 
-def test_a_terminal_console_outside_the_hub_reaches_a_students_kernel(student):
-    # docs/remote-kernels.md's `jupyter konsole`, its lines typed in.
+def test_the_docs_console_outside_the_hub_reaches_a_students_kernel(student, tmp_path):
     session, _ = student
-    token = session.token(STUDENT)
-    konsole = Path(sys.executable).parent / "jupyter-konsole"
-    result = subprocess.run([konsole, "--url", f"http://127.0.0.1/user/{STUDENT}", "--token", token,
-                             "--simple-prompt", "--no-confirm-exit"],
-                            input="import getpass; print(getpass.getuser(), 6 * 7)\nexit\n",
-                            capture_output=True, text=True, timeout=180)
-    assert "jupyter-ann 42" in result.stdout, result.stdout + result.stderr
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "remote-kernels.md").read_text()
+    script = tmp_path / "hub-console.py"
+    script.write_text(re.search(r"<!-- hub-console.py:[^>]*-->\n```python\n(.*?)```", docs, re.DOTALL).group(1))
+    result = subprocess.run([sys.executable, str(script)], input=f"{WHO_AM_I}\nprint(who, 6 * 7)\n",
+                            capture_output=True, text=True, timeout=180,
+                            env={**os.environ, "HUB_SERVER_URL": f"http://127.0.0.1/user/{STUDENT}",
+                                 "HUB_TOKEN": session.token(STUDENT)})
+    assert result.returncode == 0 and "jupyter-ann 42" in result.stdout, result.stdout + result.stderr
 
 
 def test_a_client_without_a_students_token_gets_no_kernel(student):
-    with pytest.raises(Exception, match="403|401|Forbidden|Unauthorized"):
-        with JupyterKernelClient(server_url=f"http://127.0.0.1/user/{STUDENT}", token="not-a-token") as kernel:
-            kernel.execute("1")
+    with pytest.raises(requests.HTTPError, match="403"), remote_client("not-a-token") as kernel:
+        kernel.execute("1")
 
 
 def kernelspecs(token: str) -> dict:

@@ -36,7 +36,7 @@ def test_the_link_opens_the_file_in_the_cloned_folder(app, opened):
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == "https://hub.example.edu/course/hub/user-redirect/git-pull"
     assert parse_qs(parts.query) == {"repo": ["https://git.example.edu/org/course.git"], "branch": ["week1"],
-                                     "urlpath": [opened]}
+                                     "targetpath": ["course"], "urlpath": [opened]}
 
 
 def test_without_a_file_the_link_opens_the_folder():

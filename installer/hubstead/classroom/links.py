@@ -69,6 +69,9 @@ def check_branch(repo: str, branch: str) -> None:
 def nbgitpuller_url(hub_url: str, repo: str, branch: str, path: str, app: str) -> str:
     """The link: ``hub_url`` is the hub's public URL with its base URL (ends in '/')."""
     check_form(repo, branch, path, app)
-    opened = f"{APPS[app]}{repo_dir(repo)}/{path}".rstrip("/")
-    query = urlencode({"repo": repo, "branch": branch, "urlpath": opened})
+    folder = repo_dir(repo)
+    opened = f"{APPS[app]}{folder}/{path}".rstrip("/")
+    # targetpath: left out, nbgitpuller would clone into a folder named with the URL's
+    # ".git" and the file opened would not be there.
+    query = urlencode({"repo": repo, "branch": branch, "targetpath": folder, "urlpath": opened})
     return f"{hub_url}hub/user-redirect/git-pull?{query}"
