@@ -195,11 +195,12 @@ def test_a_second_environments_kernel_has_its_own_package(hub, student):
     assert run_code(STUDENT, token, "import importlib.util; print(importlib.util.find_spec('cowsay'))") == "None\n"
 
 
-def test_an_environment_survives_apply_and_goes_with_remove(hub, student):
+def test_apply_makes_a_lost_environment_again_and_remove_takes_it_away(hub, student):
     _, token = student
+    hub.tb.run("rm", "-rf", "/opt/hubstead/envs/stats")  # as a disk restored without it would be
     hubstead(hub, "config", "apply", "--all-roles")
     wait_for_route(STUDENT, token)
-    assert "env-stats" in kernelspecs(token)
+    assert run_code(STUDENT, token, "import cowsay; print('ok')", kernel="env-stats") == "ok\n"
     hubstead(hub, "env", "remove", "stats")
     wait_for_route(STUDENT, token)
     assert "env-stats" not in kernelspecs(token)
