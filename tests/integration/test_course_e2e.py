@@ -112,7 +112,9 @@ def test_a_student_with_an_email_name_gets_a_server_as_the_mapped_unix_user(hub)
     assert re.match(r"^jupyter-alice-school-[0-9a-f]{6}$", unix_name)
     assert run_code(EMAIL_USER, token, f"{WHO_AM_I}; import os; print(who, os.getcwd())").split() == [
         unix_name, home_of(hub, unix_name)]
-    assert hub.tb.run("systemctl", "show", "-p", "User", "--value", f"{unix_name}.service").stdout.strip() == unix_name
+    # The spawner names the account's uid in the unit.
+    uid = hub.tb.run("id", "-u", unix_name).stdout.strip()
+    assert hub.tb.run("systemctl", "show", "-p", "User", "--value", f"{unix_name}.service").stdout.strip() == uid
 
 
 def remote_client(token: str) -> JupyterKernelClient:
