@@ -43,7 +43,7 @@ def _load(name, path):
 
 
 bootstrap = _load("bootstrap", "bin/bootstrap.py")
-paths = _load("hubstead_paths", "installer/hubstead/paths.py")
+paths = _load("hubstead_paths", "installer/hubstead/core/paths.py")
 
 HUB_ENV, USER_ENV = str(paths.HUB_ENV), str(paths.USER_ENV)
 UV = f"{HUB_ENV}/bin/uv"
@@ -205,6 +205,19 @@ def versions(tb):
     debian = (tb.root() / "etc/debian_version").read_text().strip()
     return {"hubstead": hubstead, "jupyterhub": jupyterhub, "traefik": traefik,
             "jupyterlab (user env)": jupyterlab, "uv": uv, "Debian (target)": debian}
+
+
+def wait_for_hub_api(timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{HUB_URL}/hub/api/", timeout=5) as r:
+                if r.status == 200:
+                    return
+        except OSError:  # URLError is one
+            pass
+        time.sleep(0.05)
+    raise TimeoutError("hub API did not answer")
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -9,8 +9,6 @@ freshly installed target with one user's server running. Prints numbers, asserts
 import statistics
 import sys
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -18,19 +16,6 @@ import install_bench as bench  # noqa: E402 (a sibling script: targets, bootstra
 
 ROUNDS = 5
 STUDENT, STUDENT_PASSWORD = "student1", "bench-pass-2"
-
-
-def wait_for_hub_api(timeout=120):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{bench.HUB_URL}/hub/api/", timeout=5) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.05)
-    raise TimeoutError("hub API did not answer")
 
 
 def timed(action):
@@ -49,7 +34,7 @@ def measure(tb):
         return lambda: tb.run("hubstead", "config", "reload", what, timeout=300)
 
     def floor(unit):
-        return lambda: (tb.run("systemctl", "restart", unit), wait_for_hub_api())
+        return lambda: (tb.run("systemctl", "restart", unit), bench.wait_for_hub_api())
 
     rows = {}
     for label, action in (("reload hub", reload("hub")), ("floor: restart jupyterhub + wait", floor("jupyterhub")),

@@ -274,6 +274,7 @@ class Testbed:
         self._pidfile = self.dir / "nspawn.pid"
         self._console = self.dir / "console.log"
         self._proc: subprocess.Popen | None = None
+        self.network = True  # False: only a loopback of its own (reboot(network=False))
 
     def root(self) -> Path:
         return self.dir / "root"
@@ -306,8 +307,12 @@ class Testbed:
             self.down()  # __exit__ does not run when __enter__ fails
             raise
 
-    def reboot(self, timeout: float = 120) -> None:
-        """A real reboot: systemd inside shuts down, nspawn exits, and the same root boots again."""
+    def reboot(self, timeout: float = 120, network: bool | None = None) -> None:
+        """A real reboot: systemd inside shuts down, nspawn exits, and the same root boots
+        again. ``network=False``: it comes back with a loopback of its own and no other
+        interface, as a machine without internet (the host can no longer reach it either)."""
+        if network is not None:
+            self.network = network
         if self._proc is None or self._proc.poll() is not None:
             raise RuntimeError(f"testbed {self.name} was not booted by this process")
         t0 = time.monotonic()
@@ -408,6 +413,7 @@ class Testbed:
             # No systemd/machined on the host: nothing to register with or to make a scope unit.
             "--register=no", "--keep-unit",
             "--resolv-conf=copy-host", "--timezone=off", "--console=read-only",
+            *([] if self.network else ["--private-network"]),
             *(f"--bind-ro={host}:{inside}" for host, inside in self.binds_ro.items()),
             *(f"--bind={host}:{inside}" for host, inside in self.binds_rw.items()),
         ]

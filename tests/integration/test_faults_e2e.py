@@ -1,16 +1,22 @@
-"""The installer killed (SIGKILL, with everything it started) in the middle of a fresh
-install: running it again completes, and the hub works."""
+"""A first install on a booted target, as a teacher's browser sees it: a progress page on
+port 80 follows the installer's steps and hands the browser to the hub once it is up. The
+installer is killed (SIGKILL, with everything it started, the page too) in the middle:
+running it again completes, the hub works, and nothing of the page remains."""
 
 import time
 
 import pytest
+import requests
+from browser import Browser
 from conftest import CHECKOUT, InstalledHub
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 from testbed import Testbed
 
+from hubstead.core import paths
+
 pytestmark = pytest.mark.integration
 
-INSTALL_UNIT = "fault-install"
+PAGE = "http://127.0.0.1"
 
 
 @pytest.fixture(scope="module")
@@ -23,19 +29,63 @@ def bare():
         tb.down()
 
 
-def test_an_install_killed_while_it_builds_the_user_environment_completes_when_run_again(bare):
-    # The installer in the background, as its own unit: killing the unit kills the
-    # installer, `hubstead install`, ansible and uv at once, as a power cut would.
-    bare.tb.run("systemd-run", f"--unit={INSTALL_UNIT}", "--collect", "python3", "/opt/src/bin/bootstrap.py",
+def _install_in_background(bare: InstalledHub, unit: str) -> None:
+    # As its own unit: killing the unit kills the installer, `hubstead install`, ansible,
+    # uv and the progress page at once, as a power cut would.
+    bare.tb.run("systemd-run", f"--unit={unit}", "python3", "/opt/src/bin/bootstrap.py",
                 "--from", "/opt/src", "--user-env", "venv", "--admin", f"{ADMIN}:{ADMIN_PASSWORD}")
+
+
+def _steps_on_the_page() -> list[str]:
+    try:
+        return requests.get(f"{PAGE}/_hubstead/progress", timeout=5).json()["steps"]
+    except (requests.ConnectionError, ValueError):
+        return []
+
+
+def test_the_progress_page_follows_an_install_that_is_then_killed(bare):
+    _install_in_background(bare, "first-install")
     deadline = time.monotonic() + 900
-    while "user_env:" not in bare.tb.run("journalctl", "-u", INSTALL_UNIT, "--no-pager", "-o", "cat").stdout:
-        assert time.monotonic() < deadline, "the install never reached the user environment"
+    while not any(step.startswith("[2/4] user_env:") for step in _steps_on_the_page()):
+        assert time.monotonic() < deadline, "the page never showed the user environment's build"
         time.sleep(1)
+    steps = _steps_on_the_page()
+    assert any("installing Hubstead from /opt/src" in step for step in steps)  # the installer's own steps
+    assert any(step.startswith("[1/4] base:") for step in steps)  # and the roles'
+    # Whatever the teacher types after the address gets the page, not an error.
+    page = requests.get(f"{PAGE}/hub/login", timeout=5)
+    assert page.status_code == 503 and "installing JupyterHub" in page.text
+    assert ADMIN_PASSWORD not in page.text + "\n".join(steps)
     time.sleep(3)  # well inside the user environment's build
-    bare.tb.run("systemctl", "kill", "--signal=SIGKILL", f"{INSTALL_UNIT}.service")
-    out = bare.bootstrap().stdout
-    assert "is running" in out
+    bare.tb.run("systemctl", "kill", "--signal=SIGKILL", "first-install.service")
+    bare.tb.run("systemctl", "reset-failed", "first-install.service", check=False)
+
+
+def test_run_again_it_completes_and_the_page_hands_the_browser_to_the_hub(bare):
+    _install_in_background(bare, "second-install")
+    with Browser() as browser:
+        deadline = time.monotonic() + 60
+        while not _steps_on_the_page():
+            assert time.monotonic() < deadline, "no progress page on port 80"
+            time.sleep(0.5)
+        browser.open("/")
+        browser.wait_for("#steps li", timeout=60)
+        browser.screenshot("install-progress")
+        # The page follows the install to its end and then opens the hub by itself.
+        browser.wait_url_contains("/hub/login", timeout=900)
+        browser.wait_for("#username_input")
+    deadline = time.monotonic() + 120
+    while bare.tb.run("systemctl", "is-active", "--quiet", "second-install.service", check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the installer did not finish after the hub came up"
+        time.sleep(1)
+    out = bare.tb.run("journalctl", "-u", "second-install.service", "--no-pager", "-o", "cat").stdout
+    assert "is running" in out, out
+    # Nothing of the page is left: traefik holds port 80, the page's files are gone.
+    listeners = bare.tb.run("ss", "-ltnpH", f"sport = :{paths.HTTP_PORT}").stdout
+    assert "traefik" in listeners and "python" not in listeners, listeners
+    assert bare.tb.run("test", "-e", str(paths.INSTALL_PROGRESS_DIR), check=False).returncode == 1
+    assert requests.get(f"{PAGE}/_hubstead/progress", timeout=5).status_code == 404
+
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302
     bare.tb.run("hubstead", "users", "add", "kim", "--password-stdin", input="kim-password-1\n")
     _, token = own_server("kim", "kim-password-1")

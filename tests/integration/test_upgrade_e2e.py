@@ -3,6 +3,7 @@ Hubstead (an earlier commit of this repository) to this one while a student's se
 then to a build whose hub cannot start, which is rolled back."""
 
 import subprocess
+import time
 
 import pytest
 from conftest import CHECKOUT, InstalledHub
@@ -95,4 +96,39 @@ def test_an_upgrade_whose_hub_does_not_start_is_rolled_back(old_hub):
     assert old_hub.tb.run("grep", "-rq", "cannot start a hub", str(paths.HUB_ENV / "lib"), check=False).returncode == 1
     assert old_hub.tb.run("sha256sum", str(paths.PASSWORD_STORE)).stdout == password_store
     assert _server_pid(old_hub) == pid
+    _hub_answers_and_the_student_computes(old_hub)
+
+
+def test_a_reboot_in_the_middle_of_an_upgrade_leaves_the_previous_hub_working(old_hub):
+    # A build that has converged the machine (new hub environment, units, hub restarted on
+    # it) and then waits for the hub far longer than any upgrade: the reboot comes then.
+    slow = _copy_in(old_hub, "slow-src")
+    health = old_hub.tb.root() / slow.lstrip("/") / "installer/hubstead/machine/health.py"
+    health.write_text(health.read_text().replace(
+        '    """Wait until the hub\'s API answers through the proxy; returns the seconds waited."""\n',
+        '    """Wait until the hub\'s API answers through the proxy; returns the seconds waited."""\n'
+        '    import time; time.sleep(3600)  # slow build\n'))
+    assert "slow build" in health.read_text()
+    password_store = old_hub.tb.run("sha256sum", str(paths.PASSWORD_STORE)).stdout
+    digest_before = old_hub.tb.run("cat", str(paths.HUB_CONFIG_DIGEST)).stdout
+    old_hub.tb.run("systemd-run", "--unit=slow-upgrade", "python3", f"{slow}/bin/bootstrap.py", "--from", slow,
+                   "--user-env", "venv", "--admin", f"{ADMIN}:{ADMIN_PASSWORD}")
+    deadline = time.monotonic() + 900
+    while old_hub.tb.run("cat", str(paths.HUB_CONFIG_DIGEST)).stdout == digest_before:
+        assert time.monotonic() < deadline, "the slow build never converged the machine"
+        time.sleep(1)
+    assert old_hub.tb.run("grep", "-rqs", "slow build", str(paths.HUB_ENV / "lib"), check=False).returncode == 0
+    old_hub.tb.reboot(timeout=300)  # the stop waits for the upgrade's units
+    # At boot the previous Hubstead is put back and converges the machine.
+    deadline = time.monotonic() + 900
+    while old_hub.tb.run("test", "-e", str(paths.PREVIOUS_HUB_ENV), check=False).returncode == 0 or \
+            old_hub.tb.run("systemctl", "is-active", "--quiet", paths.ROLLBACK_UNIT, check=False).returncode == 0:
+        assert time.monotonic() < deadline, "the rollback never finished"
+        time.sleep(2)
+    rollback_log = old_hub.tb.run("journalctl", "-b", "-u", paths.ROLLBACK_UNIT, "--no-pager", "-o", "cat").stdout
+    assert "the previous Hubstead, its settings and state are back" in rollback_log, rollback_log
+    assert old_hub.tb.run("grep", "-rqs", "slow build", str(paths.HUB_ENV / "lib"), check=False).returncode == 1
+    assert old_hub.tb.run("cat", str(paths.HUB_CONFIG_DIGEST)).stdout == digest_before
+    assert old_hub.tb.run("sha256sum", str(paths.PASSWORD_STORE)).stdout == password_store
+    old_hub.wait_http("http://127.0.0.1/hub/api/", timeout=120, status=200)
     _hub_answers_and_the_student_computes(old_hub)

@@ -94,6 +94,18 @@ def test_rolled_back_exit_code_matches_the_upgrade():
     assert bootstrap.ROLLED_BACK == upgrade.ROLLED_BACK
 
 
+def test_the_progress_page_files_are_where_the_install_and_the_proxy_role_look():
+    from hubstead.core import paths
+    assert (bootstrap.PROGRESS_LOG, bootstrap.PROGRESS_PID, bootstrap.PROGRESS_PORT) == (
+        str(paths.INSTALL_PROGRESS_LOG), str(paths.INSTALL_PROGRESS_PID), paths.HTTP_PORT)
+
+
+def test_the_hub_env_and_its_copy_are_where_the_boot_time_rollback_looks():
+    from hubstead.core import paths
+    assert (bootstrap.HUB_ENV, bootstrap.PREVIOUS_HUB_ENV, bootstrap.PARTIAL_SUFFIX) == (
+        str(paths.HUB_ENV), str(paths.PREVIOUS_HUB_ENV), paths.PARTIAL_SUFFIX)
+
+
 def _hub_envs(monkeypatch, tmp_path, version):
     hub, previous = tmp_path / "hub", tmp_path / "previous-hub"
     (hub / "bin").mkdir(parents=True)
@@ -171,3 +183,65 @@ def test_a_python_older_than_ansible_needs_is_refused_in_one_line():
         bootstrap.check_python((3, 10, 12))
     assert str(e.value) == "python3 is 3.10 here: Hubstead needs 3.11 or newer (Ansible runs its roles)"
     bootstrap.check_python((3, 11, 2))
+
+
+def test_the_progress_page_shows_the_steps_and_leaves_nothing_when_stopped(monkeypatch, tmp_path):
+    # As the proxy role stops it: SIGTERM to the pid in its pid file, then the file is gone.
+    import os
+    import signal
+    import time
+    import urllib.error
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    progress = tmp_path / "progress"
+    monkeypatch.setattr(bootstrap, "PROGRESS_PORT", port)
+    monkeypatch.setattr(bootstrap, "PROGRESS_DIR", str(progress))
+    monkeypatch.setattr(bootstrap, "PROGRESS_LOG", str(progress / "steps.log"))
+    monkeypatch.setattr(bootstrap, "PROGRESS_PID", str(progress / "page.pid"))
+    bootstrap.start_progress_page()
+    bootstrap.say("installing Hubstead from /opt/src")
+    with open(progress / "steps.log", "a") as log:  # as `hubstead install` appends its steps
+        log.write("[1/4] base: Hubstead's groups\n")
+    base = f"http://127.0.0.1:{port}"
+    with urllib.request.urlopen(base + bootstrap.PROGRESS_JSON_PATH) as r:
+        assert json.load(r) == {"steps": ["installing Hubstead from /opt/src", "[1/4] base: Hubstead's groups"]}
+    with pytest.raises(urllib.error.HTTPError) as page:  # any path: the page, and "not the hub yet"
+        urllib.request.urlopen(base + "/hub/login")
+    assert page.value.code == 503 and b"installing JupyterHub" in page.value.read()
+
+    os.kill(int((progress / "page.pid").read_text()), signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while progress.exists():
+        assert time.monotonic() < deadline, "the page did not clean up after itself"
+        time.sleep(0.05)
+    with pytest.raises(urllib.error.URLError):
+        urllib.request.urlopen(base + "/", timeout=2)
+    bootstrap.say("after the page")  # the installer goes on without it
+
+
+def test_without_the_package_index_the_install_stops_with_one_line_and_leaves_nothing(monkeypatch, tmp_path):
+    # pip as a machine behind a proxy that isn't there would have it: nothing answers.
+    monkeypatch.setenv("PIP_CONFIG_FILE", "/dev/null")
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    monkeypatch.delenv("PIP_INDEX_URL", raising=False)
+    monkeypatch.setattr(bootstrap, "HUB_ENV", str(tmp_path / "opt" / "hub"))
+    with pytest.raises(bootstrap.HostError) as e:
+        bootstrap.ensure_hub_env()
+    message = str(e.value)
+    assert message.startswith("cannot reach the package index: ") and "\n" not in message
+    assert message.endswith("set HTTPS_PROXY (and the index in /etc/pip.conf if you use a mirror) "
+                            "or use --wheelhouse DIR")
+    assert "127.0.0.1" in message or "onnection" in message  # the network's own words, not just "not found"
+    assert not (tmp_path / "opt").exists()
+
+
+def test_a_wheelhouse_without_wheels_is_refused_before_anything_changes(tmp_path):
+    with pytest.raises(bootstrap.HostError) as e:
+        bootstrap.check_wheelhouse(str(tmp_path))
+    assert str(e.value).startswith(f"--wheelhouse {tmp_path}: no wheels there")
+    with pytest.raises(bootstrap.HostError):
+        bootstrap.check_wheelhouse(str(tmp_path / "missing"))

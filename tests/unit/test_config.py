@@ -89,6 +89,9 @@ def test_conda_installer_unknown_arch():
      "GitHubOAuthenticator is not the authenticator in use (hubstead"),
     ({"auth": {"type": "firstuse", "FirstUseAuthenticator": {"create_users": "maybe"}}},
      "auth.FirstUseAuthenticator.create_users: 'maybe' is not allowed"),
+    ({"wheelhouse": "wheels"}, "wheelhouse: 'wheels' is not allowed; use an absolute path"),
+    ({"wheelhouse": "/srv/wheels"}, "wheelhouse: '/srv/wheels' is not allowed; use null with "
+                                    "user_environment.manager conda (conda needs its channels)"),
 ])
 def test_more_bad_values(user_config, message):
     with pytest.raises(ConfigError) as e:

@@ -16,7 +16,8 @@ MAY_IMPORT = {
     "hub": {"core", "config", "hub"},
     "machine": {"core", "config", "machine"},
     "classroom": {"core", "config", "hub", "classroom"},
-    "cli": {"core", "config", "hub", "machine", "classroom", "cli"},
+    "export": {"core", "config", "hub", "machine", "export"},
+    "cli": {"core", "config", "hub", "machine", "classroom", "export", "cli"},
 }
 
 

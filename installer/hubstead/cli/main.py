@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from hubstead.cli import ops
 from hubstead.cli.backup import backup_command, restore_command
 from hubstead.cli.config import config_group
 from hubstead.cli.env import env_group
+from hubstead.cli.export import export_group
 from hubstead.cli.util import Group, Progress, fail, root_only
 from hubstead.core import audit, paths, unixusers, usernames
 from hubstead.core.passwords import PasswordStore, WeakPassword, check_strength, generate
@@ -36,6 +38,7 @@ main.add_command(ops.doctor)
 main.add_command(backup_command)
 main.add_command(restore_command)
 main.add_command(env_group)
+main.add_command(export_group)
 # `hubstead-config` is the same group, for people used to `tljh-config`.
 config_main = config_group
 
@@ -45,10 +48,13 @@ config_main = config_group
               help="Hub admin (repeatable). Without a password one is generated and printed once.")
 @click.option("--user-env", type=click.Choice(["conda", "venv"]), default=None,
               help="How to build the shared user environment (default: keep, or conda).")
+@click.option("--wheelhouse", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="Install the user environment's packages from this directory of wheels, never from the "
+                   "package index (kept as the `wheelhouse` setting).")
 @click.option("--previous-hub-env", type=click.Path(path_type=Path), default=None, hidden=True,
               help="The hub's environment before the installer upgraded it: where a failed upgrade goes back to.")
 @root_only
-def install(admin_specs, user_env, previous_hub_env):
+def install(admin_specs, user_env, wheelhouse, previous_hub_env):
     """Install or upgrade Hubstead on this machine (safe to re-run)."""
     from hubstead.machine import upgrade
     from hubstead.machine.install import install as run_install
@@ -63,9 +69,10 @@ def install(admin_specs, user_env, previous_hub_env):
                 check_strength(admin.password)
     except (usernames.InvalidUsername, WeakPassword) as e:
         fail(f"--admin: {e}")
-    progress = Progress()
+    progress = Progress(log=paths.INSTALL_PROGRESS_LOG)
     try:
-        summary = run_install(admins, user_env, on_task=progress, previous_hub_env=previous_hub_env)
+        summary = run_install(admins, user_env, on_task=progress, previous_hub_env=previous_hub_env,
+                              wheelhouse=wheelhouse.resolve() if wheelhouse else None)
     except upgrade.UpgradeFailed as e:
         progress.finish()
         click.echo(f"hubstead: error: {e}", err=True)
@@ -262,14 +269,49 @@ def cert_deploy():
 @click.option("--from", "spec", default=None, metavar="SPEC",
               help="Where the new Hubstead comes from: a checkout, a wheel or a requirement "
                    "(default: the package index).")
+@click.option("--wheelhouse", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
+              help="A new directory of wheels to upgrade from (default: the `wheelhouse` setting, if any).")
 @root_only
-def upgrade(spec):
+def upgrade(spec, wheelhouse):
     """Upgrade Hubstead and both environments to the newest versions their pins allow,
     with a way back if the new version does not come up (what re-running the installer does)."""
+    wheelhouse = wheelhouse or config.load()["wheelhouse"]
     # The installer itself: it sets the hub's environment aside before putting the new
     # Hubstead in, and puts it back if the new one cannot even start.
-    argv = ["/usr/bin/python3", str(paths.BOOTSTRAP), *(["--from", spec] if spec else [])]
+    argv = ["/usr/bin/python3", str(paths.BOOTSTRAP), *(["--from", spec] if spec else []),
+            *(["--wheelhouse", str(wheelhouse)] if wheelhouse else [])]
     os.execv(argv[0], argv)
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.argument("packages", nargs=-1)
+def wheelhouse(directory, packages):
+    """Put the wheels of the user environment's packages (and PACKAGES) into DIRECTORY, for
+    a machine without the package index (`bootstrap.py --make-wheelhouse` runs this)."""
+    from hubstead.machine import converge
+
+    requirements = [*converge.user_env_base_packages(), *config.load()["user_environment"]["pip_packages"],
+                    *packages, "pip", "setuptools", "wheel"]  # the last three: what `uv venv --seed` puts in
+    directory.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
+                             "--use-pep517", "-w", str(directory), *requirements], check=False)
+    if result.returncode != 0:
+        fail(f"pip could not collect the wheels for {directory} (its error is above)")
+    click.echo(f"{len(list(directory.glob('*.whl')))} wheels in {directory}")
+
+
+@main.command()
+@root_only
+def rollback():
+    """Put back the Hubstead from before an upgrade that did not finish (a reboot or a
+    power cut in the middle); the machine does it by itself at boot."""
+    from hubstead.machine import upgrade
+
+    if upgrade.roll_back_interrupted():
+        click.echo("The upgrade had not finished: the previous Hubstead, its settings and state are back.")
+    else:
+        click.echo("No unfinished upgrade: nothing to roll back.")
 
 
 @main.command()
@@ -297,3 +339,7 @@ def uninstall(purge, yes):
     if summary.kept:
         click.echo("Kept: " + "; ".join(summary.kept) + ". `hubstead uninstall --purge` would have removed them; "
                    "a new install finds the accounts and homes again.")
+
+
+if __name__ == "__main__":  # the boot-time rollback runs it from the previous environment's python
+    main()

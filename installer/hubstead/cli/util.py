@@ -3,6 +3,7 @@
 import functools
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -37,17 +38,25 @@ def root_only(command):
 
 
 class Progress:
-    """One line per task when piped; a bar over the roles on a terminal."""
+    """One line per task when piped; a bar over the roles on a terminal. With ``log``,
+    each step is also appended there while the file exists (the installer's progress page)."""
 
-    def __init__(self, roles=ROLES):
+    def __init__(self, roles=ROLES, log: Path | None = None):
         self.tty = sys.stdout.isatty()
         self.total = len(roles)
-        self.seen_roles = []
+        self.seen_roles: list[str] = []
+        self.log = log
 
     def __call__(self, role, task):
         if role and role not in self.seen_roles:
             self.seen_roles.append(role)
         step = f"[{len(self.seen_roles)}/{self.total}] {role or 'hubstead'}: {task}"
+        if self.log is not None:
+            try:
+                with self.log.open("a") as log:  # never creates the page's directory
+                    log.write(step + "\n")
+            except FileNotFoundError:  # the page has ended
+                self.log = None
         if self.tty:
             done = int(20 * len(self.seen_roles) / self.total)
             click.echo(f"\r\033[K[{'#' * done}{'.' * (20 - done)}] {step}"[:200], nl=False)

@@ -113,6 +113,7 @@ class Settings(TypedDict):
     limits: Limits
     user_environment: UserEnvironment
     environments: dict[str, Environment]
+    wheelhouse: str | None
     services: Services
     hub: Hub
     https: Https

@@ -222,6 +222,13 @@ def _check_optional_path(key, value):
         _refuse(key, value, "an absolute path like /etc/ssl/hub/fullchain.pem, or null")
 
 
+def _check_wheelhouse(key, value, effective):
+    _check_optional_path(key, value)
+    if value is not None and effective["user_environment"]["manager"] != "venv":
+        _refuse(key, value, "null with user_environment.manager conda (conda needs its channels); "
+                "a wheelhouse serves the venv user environment")
+
+
 def _check_email(key, value):
     if value is not None and (not isinstance(value, str) or not EMAIL_PATTERN.match(value)):
         _refuse(key, value, "an email address like admin@example.edu, or null")
@@ -364,6 +371,9 @@ SCHEMA = (
             shown_default="the system's python3"),
     Setting("environments.<env>.packages", [], _check_pip_requirements,
             "its pip packages (ipykernel comes with it)", **USER_ENV),
+    Setting("wheelhouse", None, _check_wheelhouse,
+            "a directory of wheels (`bootstrap.py --make-wheelhouse`) that every Python package comes from "
+            "instead of the package index: a machine without internet", **USER_ENV, in_context=True),
     Setting("services.cull.enabled", True, _check_bool, "stop idle servers"),
     Setting("services.cull.timeout", 3600, _check_int(1), "seconds of inactivity before a server is stopped"),
     Setting("services.cull.every", 600, _check_int(1), "seconds between checks"),

@@ -52,12 +52,23 @@ HUB_DB = STATE_DIR / "jupyterhub.sqlite"
 ANSIBLE_RUNS = STATE_DIR / "ansible"
 APPLIED_CONFIG = STATE_DIR / "applied-config.json"
 HUB_CONFIG_DIGEST = STATE_DIR / "hub-config.digest"
-# During `hubstead upgrade`: the config and state as they were, and the user environment
-# beside itself (one file system, so it goes back by a rename).
+# During an upgrade: the hub's environment as it was (the installer copies it there; while
+# it exists the upgrade has not finished, and a boot puts it back: ROLLBACK_UNIT), the
+# config and state as they were, and the user environment beside itself (one file
+# system, so each goes back by a rename). A copy in the making has PARTIAL_SUFFIX.
+PREVIOUS_HUB_ENV = PREFIX / "previous-hub"
 PREVIOUS_STATE_DIR = STATE_DIR / "previous"
 PREVIOUS_USER_ENV = PREFIX / "previous-user"
+PARTIAL_SUFFIX = ".partial"
 UPGRADE_BACKUPS = STATE_DIR / "backups"  # the backups made before each upgrade
 BACKUP_LOCK = STATE_DIR / ".backup.lock"  # one backup or restore at a time
+
+# The installer's progress page (bin/bootstrap.py serves it on port 80 during a first
+# install): the steps `hubstead install` appends to, and the page's pid, by which the
+# proxy role stops it before traefik takes the port. Gone when the page ends.
+INSTALL_PROGRESS_DIR = Path("/run/hubstead-install")
+INSTALL_PROGRESS_LOG = INSTALL_PROGRESS_DIR / "steps.log"
+INSTALL_PROGRESS_PID = INSTALL_PROGRESS_DIR / "page.pid"
 
 # The schemes' own ports: URLs leave them out.
 HTTP_PORT = 80
@@ -76,6 +87,8 @@ HUB_UNIT = "jupyterhub.service"
 PROXY_UNIT = "traefik.service"
 CERTBOT_SERVICE = "hubstead-certbot.service"  # Let's Encrypt renewal, run by its timer
 CERTBOT_TIMER = "hubstead-certbot.timer"
+# At boot, finishes the rollback of an upgrade a reboot or power cut interrupted.
+ROLLBACK_UNIT = "hubstead-rollback.service"
 # The teacher's page runs inside the hub's unit; its own lines carry this SYSLOG_IDENTIFIER.
 TEACHER_LOG = "hubstead-teacher"
 

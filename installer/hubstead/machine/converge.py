@@ -65,6 +65,13 @@ def user_env_base_packages() -> list[str]:
     return [hub_requirement("jupyterhub"), *USER_ENV_PACKAGES]
 
 
+def index_options(effective: Settings) -> list[str]:
+    """pip's and uv's options for where packages come from: the wheelhouse only, when
+    there is one (a machine without the package index); otherwise their own settings."""
+    wheelhouse = effective["wheelhouse"]
+    return ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
+
+
 def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
     """config.yaml (effective) and hubstead.paths -> role variables. Pure, for tests.
 
@@ -102,6 +109,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_environments": [
             {"name": name, "python": extra.get("python") or "", "packages": extra.get("packages", [])}
             for name, extra in sorted(effective["environments"].items())],
+        "hubstead_user_env_index_options": index_options(effective),
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),
@@ -109,6 +117,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_proxy_user": paths.PROXY_USER,
         "hubstead_proxy_api_port": paths.TRAEFIK_API_PORT,
         "hubstead_proxy_unit": paths.PROXY_UNIT,
+        "hubstead_proxy_progress_page_pid": str(paths.INSTALL_PROGRESS_PID),
         "hubstead_proxy_certbot_service": paths.CERTBOT_SERVICE,
         "hubstead_proxy_certbot_timer": paths.CERTBOT_TIMER,
         "hubstead_proxy_letsencrypt_config_dir": str(paths.LETSENCRYPT_CONFIG_DIR),
@@ -124,6 +133,8 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_proxy_letsencrypt": https["mode"] == "letsencrypt",
 
         "hubstead_hub_env": str(hub_env),
+        "hubstead_hub_previous_env": str(paths.PREVIOUS_HUB_ENV),
+        "hubstead_hub_rollback_unit": paths.ROLLBACK_UNIT,
         "hubstead_hub_state_dir": str(paths.STATE_DIR),
         "hubstead_hub_config_file": str(paths.CONFIG_FILE),
         "hubstead_hub_jupyterhub_config": str(paths.JUPYTERHUB_CONFIG),

@@ -35,7 +35,8 @@ def parse_admin(spec: str) -> Admin:
     return admin
 
 
-def prepare(admins: list[Admin], user_env: str | None) -> tuple[Settings, dict[str, str]]:
+def prepare(admins: list[Admin], user_env: str | None,
+            wheelhouse: Path | None = None) -> tuple[Settings, dict[str, str]]:
     """Write config.yaml, secrets and admin passwords. Returns (effective config,
     generated passwords to show once)."""
     paths.CONFIG_DIR.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -45,6 +46,8 @@ def prepare(admins: list[Admin], user_env: str | None) -> tuple[Settings, dict[s
         listed.extend(a.name for a in admins if a.name not in listed)
         if user_env:
             user_config.setdefault("user_environment", {})["manager"] = user_env
+        if wheelhouse:  # kept: upgrades and `config apply` install from it too
+            user_config["wheelhouse"] = str(wheelhouse)
     effective = config.load()
     credentials.ensure()
 
@@ -61,13 +64,14 @@ def prepare(admins: list[Admin], user_env: str | None) -> tuple[Settings, dict[s
     return effective, generated
 
 
-def install(admins: list[Admin], user_env: str | None, on_task=None, previous_hub_env: Path | None = None) -> dict:
+def install(admins: list[Admin], user_env: str | None, on_task=None, previous_hub_env: Path | None = None,
+            wheelhouse: Path | None = None) -> dict:
     """Converge the machine. Run by the installer on a machine set up before (it passes
     ``previous_hub_env``, the hub's environment as it was before it put this Hubstead in),
     it is an upgrade with a way back (hubstead.machine.upgrade). Returns a summary for
     the CLI to print."""
     started = time.monotonic()
-    effective, generated = prepare(admins, user_env)
+    effective, generated = prepare(admins, user_env, wheelhouse)
     log.info("converging roles %s", ", ".join(converge.ROLES))
     # A hub that has run (it has a database) is upgraded with a way back; a machine whose
     # first install never finished is simply converged.

@@ -57,7 +57,8 @@ def user_env_is_current(effective: Settings) -> bool:
     result = subprocess.run(
         [str(paths.HUB_ENV / "bin" / "uv"), "pip", "install", "--dry-run", "--upgrade",
          "--overrides", str(paths.ROLES_DIR / "user_env" / "files" / "uv-overrides.txt"),
-         "-p", str(paths.USER_ENV / "bin" / "python"), *converge.user_env_base_packages(), *env["pip_packages"]],
+         "-p", str(paths.USER_ENV / "bin" / "python"), *converge.index_options(effective),
+         *converge.user_env_base_packages(), *env["pip_packages"]],
         capture_output=True, text=True, check=False)
     return result.returncode == 0 and "Would make no changes" in result.stderr
 
@@ -94,33 +95,56 @@ def _software_of(hub_env: Path) -> dict | None:
 
 
 def _copy_aside() -> None:
-    """The config, the state and the user environment, as they are now."""
+    """The config, the state and the user environment, as they are now. Each copy is
+    made under a temporary name and renamed when complete: a rollback (even one a boot
+    finishes) takes only whole copies."""
     _forget_copies(None)
-    paths.PREVIOUS_STATE_DIR.mkdir(mode=0o700, parents=True)
-    shutil.copytree(paths.CONFIG_DIR, paths.PREVIOUS_STATE_DIR / "config", symlinks=True)
-    for source in STATE:
-        if source.is_dir():
-            shutil.copytree(source, paths.PREVIOUS_STATE_DIR / source.name, symlinks=True)
-        elif source.exists():
-            shutil.copy2(source, paths.PREVIOUS_STATE_DIR / source.name)
-    backup.copy_db(paths.HUB_DB, paths.PREVIOUS_STATE_DIR / paths.HUB_DB.name)  # the hub is writing to it
     if paths.USER_ENV.exists():
         # Beside the environment (one file system): it goes back by a rename.
-        subprocess.run(["cp", "-a", "--reflink=auto", str(paths.USER_ENV), str(paths.PREVIOUS_USER_ENV)], check=True)
+        partial = _partial(paths.PREVIOUS_USER_ENV)
+        subprocess.run(["cp", "-a", "--reflink=auto", str(paths.USER_ENV), str(partial)], check=True)
+        partial.rename(paths.PREVIOUS_USER_ENV)
+    partial = _partial(paths.PREVIOUS_STATE_DIR)
+    partial.mkdir(mode=0o700, parents=True)
+    shutil.copytree(paths.CONFIG_DIR, partial / "config", symlinks=True)
+    for source in STATE:
+        if source.is_dir():
+            shutil.copytree(source, partial / source.name, symlinks=True)
+        elif source.exists():
+            shutil.copy2(source, partial / source.name)
+    backup.copy_db(paths.HUB_DB, partial / paths.HUB_DB.name)  # the hub is writing to it
+    partial.rename(paths.PREVIOUS_STATE_DIR)
+
+
+def roll_back_interrupted() -> bool:
+    """Finish what an upgrade cut short (a reboot, a power cut, a killed installer) left:
+    while the previous hub environment is there, the upgrade had not finished, so the
+    previous Hubstead goes back with its config, state and user environment. Run at boot
+    by ROLLBACK_UNIT from that previous environment. False: there was nothing to do."""
+    if not paths.PREVIOUS_HUB_ENV.exists():
+        return False
+    log.warning("an upgrade did not finish: putting the previous Hubstead back")
+    _roll_back(paths.PREVIOUS_HUB_ENV)
+    return True
 
 
 def _roll_back(previous_hub_env: Path | None) -> None:
+    """Each copy that exists goes back: one that is missing was either never made (the
+    original was not changed yet) or already put back by a rollback cut short."""
     subprocess.run(["systemctl", "stop", paths.HUB_UNIT], check=False)
     if paths.PREVIOUS_USER_ENV.exists():
         _replace(paths.USER_ENV, paths.PREVIOUS_USER_ENV)
-    _replace(paths.CONFIG_DIR, paths.PREVIOUS_STATE_DIR / "config")
-    backup.discard_write_ahead_log()  # the new hub's
-    for original in (*STATE, paths.HUB_DB):
-        copy = paths.PREVIOUS_STATE_DIR / original.name
-        if copy.exists():
-            _replace(original, copy)
-    shutil.rmtree(paths.PREVIOUS_STATE_DIR)
+    if paths.PREVIOUS_STATE_DIR.exists():
+        if (paths.PREVIOUS_STATE_DIR / "config").exists():
+            _replace(paths.CONFIG_DIR, paths.PREVIOUS_STATE_DIR / "config")
+        backup.discard_write_ahead_log()  # the new hub's
+        for original in (*STATE, paths.HUB_DB):
+            copy = paths.PREVIOUS_STATE_DIR / original.name
+            if copy.exists():
+                _replace(original, copy)
+        shutil.rmtree(paths.PREVIOUS_STATE_DIR)
     if previous_hub_env is not None:
+        # Last: while it is there, a boot knows the rollback has not finished.
         _replace(paths.HUB_ENV, previous_hub_env)
     # The previous Hubstead renders its own units and files again and starts the hub.
     subprocess.run([str(paths.HUB_ENV / "bin" / "hubstead"), "install"], check=False)
@@ -134,7 +158,16 @@ def _replace(target: Path, copy: Path) -> None:
     copy.rename(target)
 
 
+def _partial(copy: Path) -> Path:
+    return copy.with_name(copy.name + paths.PARTIAL_SUFFIX)
+
+
 def _forget_copies(previous_hub_env: Path | None) -> None:
-    for copy in (paths.PREVIOUS_STATE_DIR, paths.PREVIOUS_USER_ENV, previous_hub_env):
-        if copy is not None and copy.exists():
-            shutil.rmtree(copy)
+    # The hub environment's copy first: once it is gone, a boot no longer rolls back, and
+    # the other copies are only leftovers (the next upgrade clears them).
+    for copy in (previous_hub_env, paths.PREVIOUS_STATE_DIR, paths.PREVIOUS_USER_ENV):
+        if copy is None:
+            continue
+        for path in (copy, _partial(copy)):
+            if path.exists():
+                shutil.rmtree(path)
