@@ -57,6 +57,12 @@ class UserEnvironment(TypedDict):
     pip_packages: list[str]
     conda_packages: list[str]
     conda_installer: CondaInstaller
+    r: bool
+
+
+class Environment(TypedDict, total=False):
+    python: str | None
+    packages: list[str]
 
 
 class Cull(TypedDict):
@@ -106,6 +112,7 @@ class Settings(TypedDict):
     users: Users
     limits: Limits
     user_environment: UserEnvironment
+    environments: dict[str, Environment]
     wheelhouse: str | None
     services: Services
     hub: Hub
