@@ -82,13 +82,13 @@ def own_server(name: str, password: str, base: str = BASE) -> tuple[HubSession, 
     return session, token
 
 
-def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float = 60) -> str:
-    """Start a kernel through the proxy, run ``code`` over its websocket, return stdout."""
+def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float = 60, kernel: str = "python3") -> str:
+    """Start a ``kernel`` through the proxy, run ``code`` over its websocket, return stdout."""
     headers = {"Authorization": f"token {token}"}
-    r = requests.post(f"{base}/user/{name}/api/kernels", headers=headers, json={"name": "python3"}, timeout=60)
+    r = requests.post(f"{base}/user/{name}/api/kernels", headers=headers, json={"name": kernel}, timeout=60)
     r.raise_for_status()
-    kernel = r.json()["id"]
-    ws_url = f"{base.replace('http', 'ws', 1)}/user/{name}/api/kernels/{kernel}/channels"
+    kernel_id = r.json()["id"]
+    ws_url = f"{base.replace('http', 'ws', 1)}/user/{name}/api/kernels/{kernel_id}/channels"
     ws = websocket.create_connection(ws_url, header=[f"Authorization: token {token}"], timeout=timeout)
     try:
         msg_id = uuid.uuid4().hex
@@ -113,4 +113,4 @@ def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float 
         raise TimeoutError("no idle status from the kernel")
     finally:
         ws.close()
-        requests.delete(f"{base}/user/{name}/api/kernels/{kernel}", headers=headers, timeout=30)
+        requests.delete(f"{base}/user/{name}/api/kernels/{kernel_id}", headers=headers, timeout=30)

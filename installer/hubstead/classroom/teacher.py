@@ -3,7 +3,8 @@
 What JupyterHub's own admin page lacks: adding a class from a pasted list or a CSV with
 initial passwords (shown once, offered as a CSV download, never stored in clear or
 logged), password resets and unlocks, removing users (the removal policy follows),
-group limits, and each user's Unix account, server, memory and last activity.
+group limits, course material links (nbgitpuller), and each user's Unix account, server,
+memory and last activity.
 
 It runs as root under the hub (a managed service), because it manages passwords and
 accounts; it acts on the hub through the REST API with its own admin token.
@@ -24,7 +25,7 @@ from tornado import ioloop, web
 from tornado.log import app_log
 
 from hubstead import config
-from hubstead.classroom import enrol, roster
+from hubstead.classroom import enrol, links, roster
 from hubstead.config.model import Settings
 from hubstead.core import paths, unixusers, usernames
 from hubstead.core.errors import HubsteadError
@@ -260,12 +261,26 @@ class Packages(TeacherHandler):
         self.redirect(self.settings["prefix"] + "#packages")
 
 
+class CourseLink(TeacherHandler):
+    @web.authenticated
+    async def post(self):
+        repo, branch, path, app = (self.get_body_argument(field, default).strip() for field, default in
+                                   (("repo", ""), ("branch", "main"), ("path", ""), ("app", "lab")))
+        links.check_form(repo, branch, path, app)
+        await asyncio.to_thread(links.check_branch, repo, branch)
+        # The hub's address as the teacher reached it (traefik passes the Host on).
+        scheme = self.request.headers.get("X-Forwarded-Proto", self.request.protocol)
+        hub_url = f"{scheme}://{self.request.host}{os.environ.get('JUPYTERHUB_BASE_URL', '/')}"
+        url = links.nbgitpuller_url(hub_url, repo, branch, path, app)
+        self.render_page("link.html", url=url, repo=repo, branch=branch, folder=links.repo_dir(repo))
+
+
 def make_app() -> web.Application:
     prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/teacher/")
     api = hubapi.HubAPI(url=os.environ["JUPYTERHUB_API_URL"], token=os.environ["JUPYTERHUB_API_TOKEN"])
     handlers = [
         ("", Dashboard), ("add", AddUsers), ("reset", ResetPassword), ("unlock", Unlock),
-        ("remove", RemoveUser), ("groups", GroupLimits), ("packages", Packages),
+        ("remove", RemoveUser), ("groups", GroupLimits), ("packages", Packages), ("link", CourseLink),
     ]
     return web.Application(
         [(url_path_join(prefix, path), cls, {"api": api}) for path, cls in handlers]

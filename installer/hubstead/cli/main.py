@@ -13,6 +13,7 @@ from hubstead.classroom import enrol
 from hubstead.cli import ops
 from hubstead.cli.backup import backup_command, restore_command
 from hubstead.cli.config import config_group
+from hubstead.cli.env import env_group
 from hubstead.cli.export import export_group
 from hubstead.cli.packages import packages_group
 from hubstead.cli.util import Group, Progress, fail, root_only
@@ -37,6 +38,7 @@ main.add_command(ops.logs)
 main.add_command(ops.doctor)
 main.add_command(backup_command)
 main.add_command(restore_command)
+main.add_command(env_group)
 main.add_command(export_group)
 main.add_command(packages_group)
 # `hubstead-config` is the same group, for people used to `tljh-config`.

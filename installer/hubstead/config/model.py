@@ -58,6 +58,12 @@ class UserEnvironment(TypedDict):
     conda_packages: list[str]
     apt_packages: list[str]
     conda_installer: CondaInstaller
+    r: bool
+
+
+class Environment(TypedDict, total=False):
+    python: str | None
+    packages: list[str]
 
 
 class Cull(TypedDict):
@@ -107,6 +113,7 @@ class Settings(TypedDict):
     users: Users
     limits: Limits
     user_environment: UserEnvironment
+    environments: dict[str, Environment]
     wheelhouse: str | None
     plugins: list[str]
     services: Services

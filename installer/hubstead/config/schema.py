@@ -58,7 +58,11 @@ PLACEHOLDERS = {
     "group": usernames.GROUP_PATTERN,
     "Class": r"[A-Z]\w*",
     "setting": r"\w+",
+    "env": r"[a-z][a-z0-9_-]{0,31}",
 }
+ENV_NAME_ALLOWED = "lowercase letters, digits, '_' and '-', starting with a letter, at most 32 characters"
+# A Python version of this machine's (an environment is built from /usr/bin/python<version>).
+PYTHON_VERSION = re.compile(r"^3\.\d{1,2}$")
 
 
 class ConfigError(HubsteadError, ValueError):
@@ -117,6 +121,11 @@ def _check_optional_int(low):
     return check
 
 
+def _check_python_version(key, value):
+    if value is not None and not (isinstance(value, str) and PYTHON_VERSION.match(value)):
+        _refuse(key, value, "a Python version like 3.11 (one this machine has), or null for the system's python3")
+
+
 def _check_bool(key, value):
     if not isinstance(value, bool):
         _refuse(key, value, "true or false")
@@ -153,7 +162,7 @@ def is_ip(text: str, version: int | None = None) -> bool:
     return version is None or address.version == version
 
 
-def _is_pip_requirement(text: str) -> bool:
+def is_pip_requirement(text: str) -> bool:
     try:
         Requirement(text)
     except InvalidRequirement:
@@ -161,7 +170,7 @@ def _is_pip_requirement(text: str) -> bool:
     return not text.startswith("-")
 
 
-_check_pip_requirements = _check_each(_is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)")
+_check_pip_requirements = _check_each(is_pip_requirement, "pip requirements like pandas or numpy>=2 (PEP 508)")
 _check_user_names = _check_each(_is_user_name, f"hub user names: {usernames.ALLOWED_DESCRIPTION}")
 
 
@@ -357,6 +366,15 @@ SCHEMA = (
             shown_default=f"pinned Miniforge {MINIFORGE_VERSION}"),
     Setting("user_environment.conda_installer.sha256", None, _check_sha256,
             "the sha256 of that installer (required with a URL)", **USER_ENV),
+    Setting("user_environment.r", False, _check_bool,
+            "an R kernel for everyone (venv: Debian's `r-base-core` and `r-cran-irkernel`; conda: `r-irkernel`)",
+            **USER_ENV),
+    Setting("environments.<env>.python", None, _check_python_version,
+            "an extra environment (`hubstead env create`): a venv in /opt/hubstead/envs/<env>, a kernel in "
+            "every student's launcher; its Python version (one of this machine's)", **USER_ENV,
+            shown_default="the system's python3"),
+    Setting("environments.<env>.packages", [], _check_pip_requirements,
+            "its pip packages (ipykernel comes with it)", **USER_ENV),
     Setting("wheelhouse", None, _check_wheelhouse,
             "a directory of wheels (`bootstrap.py --make-wheelhouse`) that every Python package comes from "
             "instead of the package index: a machine without internet", **USER_ENV, in_context=True),

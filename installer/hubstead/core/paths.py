@@ -10,6 +10,12 @@ from pathlib import Path
 PREFIX = Path("/opt/hubstead")
 HUB_ENV = PREFIX / "hub"
 USER_ENV = PREFIX / "user"
+ENVS_DIR = PREFIX / "envs"  # named extra environments (`hubstead env`), one venv each
+# Kernels every server finds (its environment's share/jupyter): an extra environment's
+# is KERNEL_PREFIX + its name, so it never takes the name of python3 or ir.
+KERNELS_DIR = USER_ENV / "share" / "jupyter" / "kernels"
+ENV_KERNEL_PREFIX = "env-"
+R_KERNEL = "ir"
 
 CONFIG_DIR = Path("/etc/hubstead")
 CONFIG_FILE = CONFIG_DIR / "config.yaml"

@@ -267,6 +267,11 @@ def _recipe(effective: Settings, out: Export) -> None:
         Row("user_environment.apt_packages", MAPPED, f"{IMAGE_DIR}/apt.txt"),
         Row("plugins", UNMAPPED, "a plugin's hooks run in this machine's installer and hub: put the packages it "
             "adds in the image recipe and its hub settings in hub.extraConfig"),
+        Row("user_environment.r", UNMAPPED, "put R in the image: r-irkernel in environment.yml, or r-base-core "
+            "and r-cran-irkernel in apt.txt"),
+        Row("environments.<env>.python", UNMAPPED, "an image holds one environment: build one per environment "
+            "and offer them with KubeSpawner's profile_list"),
+        Row("environments.<env>.packages", UNMAPPED, "likewise"),
         Row("wheelhouse", UNMAPPED, "build the image where the package index answers (or point pip at a mirror "
             "in the build); the cluster pulls images, not wheels"),
     ]

@@ -118,7 +118,17 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_base_packages": user_env_base_packages(),
         "hubstead_user_env_manager": env["manager"],
         "hubstead_user_env_pip_packages": user_pip_packages(effective),
-        "hubstead_user_env_conda_packages": [*env["conda_packages"], *plugins.extra_packages(effective, "user_conda")],
+        # conda's r-irkernel registers its kernel itself; Debian's is registered by the role.
+        "hubstead_user_env_conda_packages": [*env["conda_packages"], *plugins.extra_packages(effective, "user_conda"),
+                                             *(["r-irkernel"] if env["r"] else [])],
+        "hubstead_user_env_kernels_dir": str(paths.KERNELS_DIR),
+        "hubstead_user_env_r": env["r"],
+        "hubstead_user_env_r_kernel": paths.R_KERNEL,
+        "hubstead_user_env_envs_dir": str(paths.ENVS_DIR),
+        "hubstead_user_env_env_kernel_prefix": paths.ENV_KERNEL_PREFIX,
+        "hubstead_user_env_environments": [
+            {"name": name, "python": extra.get("python") or "", "packages": extra.get("packages", [])}
+            for name, extra in sorted(effective["environments"].items())],
         "hubstead_user_env_index_options": index_options(effective),
 
         "hubstead_proxy_hub_env": str(hub_env),
@@ -164,6 +174,9 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
 def _failure_message(event: dict) -> str:
     data = event.get("event_data", {})
     res = data.get("res", {})
+    # A loop's task fails with "One or more items failed": what the first item said is the news.
+    failed_items = [r for r in res.get("results", []) if isinstance(r, dict) and r.get("failed")]
+    res = failed_items[0] if failed_items else res
     output = res.get("stderr") or res.get("stdout")
     if res.get("msg") == "non-zero return code" and output:
         detail = f"non-zero return code ({res.get('rc')}): {output}"
