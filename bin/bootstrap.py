@@ -91,6 +91,9 @@ def parse_args(argv):
                              "package an install needs (from --from) into DIR, then stop")
     parser.add_argument("--no-progress-page", dest="progress_page", action="store_false",
                         help=f"don't show the install's progress on port {PROGRESS_PORT} while it runs")
+    parser.add_argument("--admin-passwords-stdin", action="store_true",
+                        help="read the admins' passwords from standard input, as JSON {name: password} "
+                             "(`hubstead install --host` sends them so; names without one get a generated one)")
     return parser.parse_args(argv)
 
 
@@ -544,9 +547,10 @@ def main(argv=None):
     except HostError as e:
         print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
         return 1
-    # Asked first, so nobody waits at the terminal through the installs.
-    terminal = open_terminal()
-    passwords = admin_passwords(args.admin, terminal)
+    if args.admin_passwords_stdin:  # sent by `hubstead install --host`, over SSH
+        passwords = json.load(sys.stdin)
+    else:  # asked first, so nobody waits at the terminal through the installs
+        passwords = admin_passwords(args.admin, open_terminal())
     if args.progress_page:
         start_progress_page()
     previous = None

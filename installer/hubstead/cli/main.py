@@ -10,7 +10,7 @@ import click
 
 from hubstead import __version__, config
 from hubstead.classroom import enrol
-from hubstead.cli import ops
+from hubstead.cli import ops, remote
 from hubstead.cli.backup import backup_command, restore_command
 from hubstead.cli.config import config_group
 from hubstead.cli.env import env_group
@@ -55,9 +55,14 @@ config_main = config_group
                    "package index (kept as the `wheelhouse` setting).")
 @click.option("--previous-hub-env", type=click.Path(path_type=Path), default=None, hidden=True,
               help="The hub's environment before the installer upgraded it: where a failed upgrade goes back to.")
+@remote.host_options
 @root_only
-def install(admin_specs, user_env, wheelhouse, previous_hub_env):
-    """Install or upgrade Hubstead on this machine (safe to re-run)."""
+def install(admin_specs, user_env, wheelhouse, previous_hub_env, host, port, identity):
+    """Install or upgrade Hubstead on this machine, or on another over SSH (safe to re-run)."""
+    if host:
+        if wheelhouse:
+            fail("--wheelhouse works here only: a wheelhouse for another host is one on it (make it there)")
+        sys.exit(remote.install(host, port, identity, admin_specs, user_env))
     from hubstead.machine import upgrade
     from hubstead.machine.install import install as run_install
     from hubstead.machine.install import parse_admin
@@ -273,10 +278,16 @@ def cert_deploy():
                    "(default: the package index).")
 @click.option("--wheelhouse", type=click.Path(exists=True, file_okay=False, path_type=Path), default=None,
               help="A new directory of wheels to upgrade from (default: the `wheelhouse` setting, if any).")
+@remote.host_options
 @root_only
-def upgrade(spec, wheelhouse):
+def upgrade(spec, wheelhouse, host, port, identity):
     """Upgrade Hubstead and both environments to the newest versions their pins allow,
-    with a way back if the new version does not come up (what re-running the installer does)."""
+    with a way back if the new version does not come up (what re-running the installer does).
+    With --host, that machine's Hubstead becomes this one."""
+    if host:
+        if spec or wheelhouse:
+            fail("--from and --wheelhouse work here only: with --host the host gets the Hubstead you run")
+        sys.exit(remote.upgrade(host, port, identity))
     wheelhouse = wheelhouse or config.load()["wheelhouse"]
     # The installer itself: it sets the hub's environment aside before putting the new
     # Hubstead in, and puts it back if the new one cannot even start.
