@@ -10,6 +10,8 @@ import pytest
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 from testbed import Testbed
 
+from hubstead.machine import backup
+
 pytestmark = pytest.mark.integration
 
 SSH_PORT = 2222  # the target shares this host's network; 22 may be the host's own sshd
@@ -17,6 +19,7 @@ CLOSED_PORT = 2223
 HUBSTEAD = Path(sys.executable).parent / "hubstead"  # the venv's: this checkout, as a laptop has it
 HOST = "root@127.0.0.1"
 KNOWN_HOST = f"[127.0.0.1]:{SSH_PORT}"
+SCRATCH_LEFT = "ls -d /tmp/hubstead-ssh.* 2>/dev/null"
 
 
 def _keygen(path: Path) -> Path:
@@ -56,6 +59,10 @@ def remote(keys):
         _forget_host_key()
 
 
+def over_ssh(keys) -> list[str]:
+    return ["--host", HOST, "--port", str(SSH_PORT), "--identity", str(keys[0])]
+
+
 def hubstead(*args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     # A new session: no controlling terminal, as from a script (nothing is asked).
     return subprocess.run([str(HUBSTEAD), *args], capture_output=True, text=True, timeout=timeout,
@@ -70,7 +77,7 @@ def _snapshot(tb: Testbed) -> str:
 @pytest.mark.parametrize("case", ["wrong key", "closed port", "bad syntax"])
 def test_bad_input_is_one_line_and_changes_nothing(remote, keys, case):
     argv = {
-        "wrong key": ["--host", HOST, "--port", str(SSH_PORT), "--identity", str(keys[1])],
+        "wrong key": [*over_ssh(keys)[:-1], str(keys[1])],
         "closed port": ["--host", HOST, "--port", str(CLOSED_PORT), "--identity", str(keys[0])],
         "bad syntax": ["--host", "127.0.0.1", "--port", str(SSH_PORT), "--identity", str(keys[0])],
     }[case]
@@ -90,8 +97,7 @@ def test_bad_input_is_one_line_and_changes_nothing(remote, keys, case):
 
 @pytest.fixture(scope="module")
 def installed(remote, keys):
-    result = hubstead("install", "--host", HOST, "--port", str(SSH_PORT), "--identity", str(keys[0]),
-                      "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", "--user-env", "venv")
+    result = hubstead("install", *over_ssh(keys), "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", "--user-env", "venv")
     print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
     assert result.returncode == 0, result.stderr[-2000:]
     return result
@@ -115,11 +121,29 @@ def test_password_sent_over_ssh_stays_out_of_logs_and_artifacts(remote, installe
     assert ADMIN_PASSWORD not in journal
     assert ADMIN_PASSWORD not in installed.stdout + installed.stderr
     # Nothing of the upload is left on the host.
-    assert remote.run("sh", "-c", "ls -d /tmp/hubstead-install.* 2>/dev/null", check=False).stdout == ""
+    assert remote.run("sh", "-c", SCRATCH_LEFT, check=False).stdout == ""
+
+
+def test_apply_over_ssh_runs_the_roles_there_with_their_progress(keys, installed):
+    result = hubstead("config", "apply", "--all-roles", *over_ssh(keys))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "[4/4] hub: " in result.stdout
+    assert "applied: 0 change(s) by roles base, user_env, proxy, hub" in result.stdout
+
+
+def test_backup_over_ssh_lands_here_whole_and_private(remote, keys, installed, tmp_path):
+    file = tmp_path / "class.backup"
+    result = hubstead("backup", *over_ssh(keys), str(file))
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(f"wrote {file} ")
+    assert file.stat().st_mode & 0o777 == 0o600
+    assert {user["name"] for user in backup.verify(file)["users"]} == {ADMIN, "sam"}
+    assert remote.run("sh", "-c", SCRATCH_LEFT, check=False).stdout == ""
+    assert [p.name for p in tmp_path.iterdir()] == [file.name]  # no partial copy beside it
 
 
 def test_upgrade_over_ssh_reruns_the_installer_and_changes_nothing(remote, keys, installed):
-    result = hubstead("upgrade", "--host", HOST, "--port", str(SSH_PORT), "--identity", str(keys[0]))
+    result = hubstead("upgrade", *over_ssh(keys))
     assert result.returncode == 0, result.stderr[-2000:]
     assert "(0 changes" in result.stdout
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302

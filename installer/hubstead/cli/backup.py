@@ -4,6 +4,7 @@ from pathlib import Path
 
 import click
 
+from hubstead.cli import remote
 from hubstead.cli.util import root_only
 from hubstead.machine import backup as backups
 
@@ -16,11 +17,16 @@ def _holds(manifest: dict) -> str:
 @click.command("backup")
 @click.argument("file", type=click.Path(path_type=Path))
 @click.option("--homes", is_flag=True, help="Also the users' homes and the course folder.")
+@remote.host_options
 @root_only
-def backup_command(file, homes):
+def backup_command(file, homes, host, port, identity):
     """Write settings, secrets, the hub database, passwords and certificates (with --homes
-    also the homes and the course folder) to FILE, readable by root only."""
-    manifest = backups.backup(file, homes=homes)
+    also the homes and the course folder) to FILE, readable by root only (with --host: that
+    machine's, to FILE here, readable by you only)."""
+    if host:
+        manifest = remote.backup(host, port, identity, file, homes)
+    else:
+        manifest = backups.backup(file, homes=homes)
     click.echo(f"wrote {file} ({Path(file).stat().st_size / 1e6:.1f} MB): {_holds(manifest)}")
     click.echo(f"  {len(manifest['users'])} hub users: "
                + (", ".join(user["name"] for user in manifest["users"]) or "none"))

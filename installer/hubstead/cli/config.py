@@ -12,6 +12,7 @@ import click
 import yaml
 
 from hubstead import config
+from hubstead.cli import remote
 from hubstead.cli.util import Group, Progress, fail, root_only
 from hubstead.config import keys, schema
 from hubstead.config.model import Settings
@@ -191,9 +192,13 @@ def reload_(what):
 
 @config_group.command("apply")
 @click.option("--all-roles", is_flag=True, help="Re-run every role, not only those the changes need.")
+@remote.host_options
 @root_only
-def apply(all_roles):
+def apply(all_roles, host, port, identity):
     """Change the machine to match the settings (ports, user environment, TLS)."""
+    if host:
+        args = ["config", "apply", *(["--all-roles"] if all_roles else [])]
+        sys.exit(remote.hubstead_there(host, port, identity, args))
     effective = config.load()
     applied = state.load_applied()
     roles = list(schema.ROLES) if all_roles or applied is None else \

@@ -78,3 +78,17 @@ def upgrade(host: str, port: int, identity: Path | None) -> int:
     click.echo(f"upgrading Hubstead on {target} over SSH to this one", err=True)
     with tempfile.TemporaryDirectory(prefix="hubstead-wheel-") as workdir:
         return remote.bootstrap(target, sudo, [], {}, Path(workdir))
+
+
+def hubstead_there(host: str, port: int, identity: Path | None, args: list[str]) -> int:
+    """``hubstead ARGS`` as root on the host, its output ours."""
+    target, sudo = connect(host, port, identity)
+    return remote.hubstead(target, sudo, args)
+
+
+def backup(host: str, port: int, identity: Path | None, file: Path, homes: bool) -> dict:
+    """The host's backup, to ``file`` here; its manifest (the command exits on failure)."""
+    returncode, manifest = remote.fetch_backup(remote.parse_target(host, port, identity), file, homes)
+    if manifest is None:
+        sys.exit(returncode)  # `hubstead backup` there has said why
+    return manifest

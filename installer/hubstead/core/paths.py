@@ -109,5 +109,6 @@ DATA_DIR = Path(__file__).resolve().parents[1] / "_data"
 ROLES_DIR = DATA_DIR / "roles"
 TEMPLATES_DIR = DATA_DIR / "templates"
 BOOTSTRAP = DATA_DIR / "bootstrap.py"  # the installer, for `hubstead upgrade`
-# On a host installed over SSH: bootstrap.py and the wheel, for the run (mktemp's template).
-REMOTE_UPLOAD_TEMPLATE = "/tmp/hubstead-install.XXXXXX"
+# On a host run over SSH (--host): bootstrap.py and the wheel, or a backup on its way,
+# for one command's time (mktemp's template).
+REMOTE_SCRATCH_TEMPLATE = "/tmp/hubstead-ssh.XXXXXX"

@@ -14,11 +14,13 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import tarfile
+import tempfile
 import zipfile
 from dataclasses import dataclass
 from importlib import metadata
@@ -26,6 +28,7 @@ from pathlib import Path
 
 from hubstead.core import paths
 from hubstead.core.errors import HubsteadError
+from hubstead.machine import backup
 
 CONNECT_TIMEOUT = 10  # seconds; a host that does not answer by then is reported unreachable
 # USER@HOST: a Unix login name, then a host name, an IPv4 address or a bracketed IPv6 one.
@@ -121,7 +124,7 @@ def _upload(target: Target, files: list[Path]) -> str:
     with tarfile.open(fileobj=buffer, mode="w") as tar:
         for file in files:
             tar.add(file, arcname=file.name)
-    command = (f"umask 077 && d=$(mktemp -d {shlex.quote(paths.REMOTE_UPLOAD_TEMPLATE)}) "
+    command = (f"umask 077 && d=$(mktemp -d {shlex.quote(paths.REMOTE_SCRATCH_TEMPLATE)}) "
                '&& tar -x -f - -C "$d" && echo "$d"')
     result = subprocess.run(ssh_argv(target, command), input=buffer.getvalue(), capture_output=True)
     if result.returncode != 0:
@@ -150,3 +153,30 @@ def hubstead(target: Target, sudo: str, args: list[str]) -> int:
     """Run ``hubstead ARGS`` as root on the target; its output goes to ours."""
     return subprocess.run(ssh_argv(target, sudo + shlex.join(["hubstead", *args])),
                           stdin=subprocess.DEVNULL).returncode
+
+
+def fetch_backup(target: Target, file: Path, homes: bool) -> tuple[int, dict | None]:
+    """`hubstead backup` on the target into a private directory there, streamed here to
+    ``file`` (0600), which it becomes only once whole and checked. Returns the exit code
+    and, on success, the backup's manifest."""
+    file = file.absolute()
+    if file.is_dir() or not file.parent.is_dir():
+        raise RemoteError(f"{file}: give the backup's file name, in a directory that exists")
+    sudo = probe(target)
+    # Its "wrote …" line would name the scratch file there: the caller says where it is here.
+    inner = (f"d=$(mktemp -d {shlex.quote(paths.REMOTE_SCRATCH_TEMPLATE)}) && "
+             f'hubstead backup "$d/backup" {"--homes" if homes else ""} >/dev/null && cat "$d/backup"; '
+             'rc=$?; rm -rf "$d"; exit $rc')
+    fd, partial = tempfile.mkstemp(dir=file.parent, prefix=f".{file.name}.")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            returncode = subprocess.run(ssh_argv(target, f"{sudo}sh -c {shlex.quote(inner)}"),
+                                        stdin=subprocess.DEVNULL, stdout=out).returncode
+        if returncode != 0:
+            return returncode, None
+        manifest = backup.verify(Path(partial))
+        os.replace(partial, file)
+        return 0, manifest
+    finally:
+        if os.path.exists(partial):
+            os.unlink(partial)
