@@ -192,7 +192,8 @@ def check_wheelhouse(directory):
 
 
 def index_options(wheelhouse):
-    """What points pip and uv at the wheelhouse instead of the package index."""
+    """What points pip and uv at the wheelhouse instead of the package index (the same
+    options hubstead.machine.converge.index_options gives the roles)."""
     return ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
 
 
@@ -530,23 +531,31 @@ def make_wheelhouse(directory, spec):
     say(f"done: copy {directory} to the machine and run this installer there with --wheelhouse DIR")
 
 
+def error(message):
+    """The installer's one line for what stopped it; the exit code."""
+    print(f"hubstead-bootstrap: error: {message}", file=sys.stderr)
+    return 1
+
+
+def command_failed(e, words):
+    """A failed command, named by its first ``words`` (the rest may be long or private)."""
+    return error(f"{' '.join(map(str, e.cmd[:words]))} … failed with exit code {e.returncode}")
+
+
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.make_wheelhouse:
         try:
             make_wheelhouse(args.make_wheelhouse, args.spec)
         except subprocess.CalledProcessError as e:
-            print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:4]))} … failed with exit code "
-                  f"{e.returncode}", file=sys.stderr)
-            return 1
+            return command_failed(e, 4)
         return 0
     try:
         check_host()
         if args.wheelhouse:
             check_wheelhouse(args.wheelhouse)
     except HostError as e:
-        print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
-        return 1
+        return error(e)
     if args.admin_passwords_stdin:  # sent by `hubstead install --host`, over SSH
         passwords = json.load(sys.stdin)
     else:  # asked first, so nobody waits at the terminal through the installs
@@ -560,13 +569,11 @@ def main(argv=None):
         previous = set_hub_env_aside()
         install_hubstead(python, uv, args.spec, args.wheelhouse)
     except HostError as e:
-        print(f"hubstead-bootstrap: error: {e}", file=sys.stderr)
-        return 1
+        return error(e)
     except subprocess.CalledProcessError as e:
-        print(f"hubstead-bootstrap: error: {' '.join(map(str, e.cmd[:3]))} … failed with exit code "
-              f"{e.returncode}", file=sys.stderr)
+        code = command_failed(e, 3)
         put_hub_env_back(previous, "nothing was changed")
-        return 1
+        return code
     return hand_over(args, passwords, previous)
 
 
