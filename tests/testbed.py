@@ -57,6 +57,9 @@ PATH_INSIDE = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 BOOT_TIMEOUT = 120
 STOP_TIMEOUT = 30
 NSPAWN_REBOOT_RC = 133  # what systemd-nspawn exits with when the target asked for a reboot
+# Held while a target is up: targets share the host's network (ports 80, 443, ...), so test
+# runs of several checkouts on one machine take turns, a target at a time.
+HOST_NETWORK_LOCK = CACHE_DIR / "host-network.lock"
 
 
 def _log(msg: str) -> None:
@@ -184,6 +187,35 @@ def _customize_rootfs(root: Path) -> None:
         raise RuntimeError("apt in the rootfs would delete cached .debs:\n" + "\n".join(deleting))
 
 
+class _HostNetwork:
+    """The host network as a resource: one process at a time holds it (reentrant within it)."""
+
+    _fd: int | None = None
+    _holders = 0
+
+    @classmethod
+    def acquire(cls, who: str) -> None:
+        if cls._holders == 0:
+            CACHE_DIR.mkdir(parents=True, exist_ok=True)
+            fd = os.open(HOST_NETWORK_LOCK, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                _log(f"{who}: waiting for another test run's target to go down ({HOST_NETWORK_LOCK})")
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            cls._fd = fd
+        cls._holders += 1
+
+    @classmethod
+    def release(cls) -> None:
+        if cls._holders == 0:
+            return
+        cls._holders -= 1
+        if cls._holders == 0 and cls._fd is not None:
+            os.close(cls._fd)  # closing drops the flock
+            cls._fd = None
+
+
 def _rmtree(path: Path) -> None:
     """rm -rf that refuses to run while anything is mounted below path (it could be a bind of a checkout)."""
     if not path.exists():
@@ -275,6 +307,7 @@ class Testbed:
         self._console = self.dir / "console.log"
         self._proc: subprocess.Popen | None = None
         self.network = True  # False: only a loopback of its own (reboot(network=False))
+        self._holds_network = False
 
     def root(self) -> Path:
         return self.dir / "root"
@@ -302,6 +335,8 @@ class Testbed:
         (CACHE_DIR / "apt-archives/partial").mkdir(parents=True, exist_ok=True)
         _log(f"{self.name}: unpacked in {time.monotonic() - t0:.1f} s")
         try:
+            _HostNetwork.acquire(self.name)
+            self._holds_network = True
             self._boot(BOOT_TIMEOUT)
         except BaseException:
             self.down()  # __exit__ does not run when __enter__ fails
@@ -350,6 +385,9 @@ class Testbed:
             shutil.copyfile(self._console, self.work / f"{self.name}.console.log")
         _rmtree(self.dir)
         self._proc = None
+        if self._holds_network:
+            _HostNetwork.release()
+            self._holds_network = False
         if pid is not None:
             _log(f"{self.name}: stopped in {time.monotonic() - t0:.1f} s")
 
