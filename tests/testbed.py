@@ -320,9 +320,20 @@ class Testbed:
         self.down()
 
     def up(self) -> None:
-        if self._nspawn_pid() is not None:
-            raise RuntimeError(f"testbed {self.name} is already up; call down() first")
-        self.down()  # leftovers of a crashed earlier run: processes, cgroups, the old copy
+        # First: a target of this name that is up may be another run's, not a leftover.
+        _HostNetwork.acquire(self.name)
+        self._holds_network = True
+        try:
+            if self._nspawn_pid() is not None:
+                raise RuntimeError(f"testbed {self.name} is already up; call down() first")
+            self._down(keep_network=True)  # leftovers of a crashed earlier run: processes, cgroups, the old copy
+            self._unpack()
+            self._boot(BOOT_TIMEOUT)
+        except BaseException:
+            self.down()  # __exit__ does not run when __enter__ fails
+            raise
+
+    def _unpack(self) -> None:
         tarball = rootfs_tarball(self.suite)
         t0 = time.monotonic()
         root = self.root()
@@ -334,13 +345,6 @@ class Testbed:
         (CACHE_DIR / "uv").mkdir(parents=True, exist_ok=True)
         (CACHE_DIR / "apt-archives/partial").mkdir(parents=True, exist_ok=True)
         _log(f"{self.name}: unpacked in {time.monotonic() - t0:.1f} s")
-        try:
-            _HostNetwork.acquire(self.name)
-            self._holds_network = True
-            self._boot(BOOT_TIMEOUT)
-        except BaseException:
-            self.down()  # __exit__ does not run when __enter__ fails
-            raise
 
     def reboot(self, timeout: float = 120, network: bool | None = None) -> None:
         """A real reboot: systemd inside shuts down, nspawn exits, and the same root boots
@@ -365,6 +369,13 @@ class Testbed:
         _log(f"{self.name}: rebooted in {time.monotonic() - t0:.1f} s")
 
     def down(self) -> None:
+        _HostNetwork.acquire(self.name)  # never clean up a target of this name that another run has up
+        try:
+            self._down()
+        finally:
+            _HostNetwork.release()
+
+    def _down(self, keep_network: bool = False) -> None:
         t0 = time.monotonic()
         pid = self._nspawn_pid()
         if pid is not None:
@@ -385,7 +396,7 @@ class Testbed:
             shutil.copyfile(self._console, self.work / f"{self.name}.console.log")
         _rmtree(self.dir)
         self._proc = None
-        if self._holds_network:
+        if self._holds_network and not keep_network:
             _HostNetwork.release()
             self._holds_network = False
         if pid is not None:
