@@ -133,7 +133,7 @@ def _build_rootfs(suite: str, sources: list[str], tarball: Path) -> None:
     root = tmp / "root"
     try:
         for attempt in (1, 2, 3):  # the mirror is remote: retry transient failures
-            _rmtree(root)
+            remove_tree(root)
             _log(f"mmdebstrap {suite} minbase + {','.join(PACKAGES)} (attempt {attempt})")
             cmd = ["mmdebstrap", "--quiet", "--variant=minbase", f"--include={','.join(PACKAGES)}",
                    suite, str(root), *sources]
@@ -148,7 +148,7 @@ def _build_rootfs(suite: str, sources: list[str], tarball: Path) -> None:
                        check=True)
         part.rename(tarball)
     finally:
-        _rmtree(tmp)
+        remove_tree(tmp)
     _log(f"built {tarball} ({tarball.stat().st_size >> 20} MiB) in {time.monotonic() - t0:.1f} s")
 
 
@@ -216,7 +216,7 @@ class _HostNetwork:
             cls._fd = None
 
 
-def _rmtree(path: Path) -> None:
+def remove_tree(path: Path) -> None:
     """rm -rf that refuses to run while anything is mounted below path (it could be a bind of a checkout)."""
     if not path.exists():
         return
@@ -282,12 +282,16 @@ class Testbed:
     """One throw-away target, booted from a fresh copy of the cached rootfs."""
 
     __test__ = False  # not a pytest test class, despite the name
+    live: list[Testbed] = []  # the targets this process has up, for a failed test to save their journals
 
     def __init__(self, name: str = "hubstead-tb", binds_ro: dict[str, str] | None = None,
                  binds_rw: dict[str, str] | None = None, work: Path = Path("/tmp/hubstead-testbed"),
-                 suite: str = SUITE):
+                 suite: str = SUITE, image: Path | None = None):
         self.name = name
         self.suite = suite
+        # A root file system saved by save_image(): booted as an overlay on it, so that a copy of
+        # an installed machine costs no unpacking and the image itself is never written.
+        self.image = image
         self.work = Path(work)
         self.dir = self.work / name
         self.binds_ro = _parse_binds(binds_ro)
@@ -329,22 +333,54 @@ class Testbed:
             self._down(keep_network=True)  # leftovers of a crashed earlier run: processes, cgroups, the old copy
             self._unpack()
             self._boot(BOOT_TIMEOUT)
+            Testbed.live.append(self)
         except BaseException:
             self.down()  # __exit__ does not run when __enter__ fails
             raise
 
     def _unpack(self) -> None:
-        tarball = rootfs_tarball(self.suite)
         t0 = time.monotonic()
         root = self.root()
         root.mkdir(parents=True)
-        subprocess.run(["tar", *TAR_OPTS, "-I", "zstd", "-C", str(root), "-xf", str(tarball)], check=True)
+        if self.image is not None:
+            for layer in ("upper", "overlay-work"):
+                (self.dir / layer).mkdir()
+            subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
+                            f"lowerdir={self.image},upperdir={self.dir / 'upper'},workdir={self.dir / 'overlay-work'}",
+                            str(root)], check=True)
+        else:
+            tarball = rootfs_tarball(self.suite)
+            subprocess.run(["tar", *TAR_OPTS, "-I", "zstd", "-C", str(root), "-xf", str(tarball)], check=True)
         (root / "etc/hostname").write_text(f"{self.name}\n")
         (root / "etc/hosts").write_text(
             f"127.0.0.1\tlocalhost\n127.0.1.1\t{self.name}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
         (CACHE_DIR / "uv").mkdir(parents=True, exist_ok=True)
         (CACHE_DIR / "apt-archives/partial").mkdir(parents=True, exist_ok=True)
-        _log(f"{self.name}: unpacked in {time.monotonic() - t0:.1f} s")
+        _log(f"{self.name}: {'overlaid on its image' if self.image else 'unpacked'} in {time.monotonic() - t0:.1f} s")
+
+    def save_image(self, dest: Path, timeout: float = 120) -> None:
+        """Power the target off (an orderly shutdown, so every file is whole) and keep its root
+        file system at ``dest``, for Testbed(image=dest) to boot copies of; the target is down."""
+        if self.image is not None:
+            raise RuntimeError(f"{self.name} runs on an image: save the target that was installed")
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"testbed {self.name} was not booted by this process")
+        t0 = time.monotonic()
+        self.exec("systemctl", "poweroff", check=False)
+        try:
+            rc = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.name} did not power off within {timeout} s") from None
+        if rc != 0:
+            raise RuntimeError(f"systemd-nspawn exited with {rc} on poweroff:\n"
+                               f"{_tail(self._console.read_text(errors='replace'))}")
+        self._clean_runtime()
+        # The copies get their own names and hosts files at boot.
+        for per_target in ("etc/hostname", "etc/hosts"):
+            (self.root() / per_target).unlink(missing_ok=True)
+        self.root().rename(dest)
+        self.down()
+        _log(f"{self.name}: saved as the image {dest} in {time.monotonic() - t0:.1f} s")
 
     def reboot(self, timeout: float = 120, network: bool | None = None) -> None:
         """A real reboot: systemd inside shuts down, nspawn exits, and the same root boots
@@ -376,6 +412,8 @@ class Testbed:
             _HostNetwork.release()
 
     def _down(self, keep_network: bool = False) -> None:
+        if self in Testbed.live:
+            Testbed.live.remove(self)
         t0 = time.monotonic()
         pid = self._nspawn_pid()
         if pid is not None:
@@ -394,7 +432,9 @@ class Testbed:
         self._clean_runtime()
         if self._console.exists():
             shutil.copyfile(self._console, self.work / f"{self.name}.console.log")
-        _rmtree(self.dir)
+        if os.path.ismount(self.root()):  # the overlay of a copy booted from an image
+            subprocess.run(["umount", str(self.root())], check=True)
+        remove_tree(self.dir)
         self._proc = None
         if self._holds_network and not keep_network:
             _HostNetwork.release()

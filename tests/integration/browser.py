@@ -111,6 +111,16 @@ class Browser:
             # script would; the form is submitted the same way.
             self.driver.execute_script("arguments[0].click()", element)
 
+    def submit(self, css: str, timeout: float = 60) -> None:
+        """Click a form's button and return once the browser shows the page the server answered
+        with: an element of the page is found there too, so waiting for one says nothing."""
+        old_page = self.driver.find_element(By.TAG_NAME, "html")
+        self.click(css)
+        try:
+            WebDriverWait(self.driver, timeout).until(EC.staleness_of(old_page))
+        except TimeoutException:
+            raise TimeoutError(f"no new page {timeout} s after clicking {css}") from None
+
     def text_of(self, css: str) -> str:
         return self.wait_for(css).text
 

@@ -60,6 +60,15 @@ class HubSession:
         return r.json()["token"]
 
 
+def wait_until(condition, timeout: float, what: str, every: float = 0.5) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` did not happen in time."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} (waited {timeout:.0f} s)")
+        time.sleep(every)
+
+
 def wait_for_route(name: str, token: str, base: str = BASE, timeout: float = 30) -> None:
     """Until the proxy reaches ``name``'s server. Right after the hub restarted (a reload,
     a reboot) a new server's route can point at the old server's port for a moment."""

@@ -9,7 +9,7 @@ import pytest
 import requests
 from browser import Browser
 from conftest import CHECKOUT, InstalledHub
-from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
+from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code, wait_until
 from testbed import Testbed
 
 from hubstead.core import paths
@@ -43,6 +43,12 @@ def _steps_on_the_page() -> list[str]:
         return []
 
 
+def _packages_in_user_env(bare: InstalledHub) -> int:
+    found = bare.tb.exec("sh", "-c", f"ls -d {paths.USER_ENV}/lib/python3*/site-packages/*.dist-info 2>/dev/null",
+                         check=False).stdout
+    return len(found.split())
+
+
 def test_the_progress_page_follows_an_install_that_is_then_killed(bare):
     _install_in_background(bare, "first-install")
     deadline = time.monotonic() + 900
@@ -56,7 +62,10 @@ def test_the_progress_page_follows_an_install_that_is_then_killed(bare):
     page = requests.get(f"{PAGE}/hub/login", timeout=5)
     assert page.status_code == 503 and "installing JupyterHub" in page.text
     assert ADMIN_PASSWORD not in page.text + "\n".join(steps)
-    time.sleep(3)  # well inside the user environment's build
+    # The cut lands while packages are being written into the user environment (past the
+    # seeded pip and setuptools): the worst moment, some whole, some half there, none compiled.
+    wait_until(lambda: _packages_in_user_env(bare) > 5, 600, "no package ever reached the user environment",
+               every=0.1)
     bare.tb.run("systemctl", "kill", "--signal=SIGKILL", "first-install.service")
     bare.tb.run("systemctl", "reset-failed", "first-install.service", check=False)
 

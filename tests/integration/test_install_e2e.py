@@ -8,12 +8,21 @@ import re
 
 import pytest
 import requests
+from conftest import installed, module_target
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 
 from hubstead.config.schema import ROLES
 from hubstead.core import paths
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A real install (the install itself is under test: its own, not a copy of the image)."""
+    with module_target(installed("hubstead-install")) as target:
+        yield target
+
 
 STUDENT, STUDENT_PASSWORD = "student1", "student-pass-1"
 STUDENT_UNIT = "jupyter-student1"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from hubclient import ADMIN, HubSession, run_code, wait_for_route
+from hubclient import ADMIN, HubSession, run_code, wait_for_route, wait_until
 
 from hubstead.core import paths, usernames
 
@@ -74,7 +74,10 @@ loop = '''
 import os, socket, time
 end = time.monotonic() + 40
 tries = got = 0
+started = os.path.expanduser("~/hub-port-race.started")
 while time.monotonic() < end:
+    if tries == 1000:
+        open(started, "w").close()
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
@@ -89,10 +92,13 @@ open(os.path.expanduser("~/hub-port-race.txt"), "w").write(f"{{tries}} {{got}}")
 '''
 subprocess.Popen([sys.executable, "-c", loop], start_new_session=True)
 """)
-    time.sleep(2)
+    home = f"/home/{usernames.UNIX_PREFIX}mallory"
+    wait_until(lambda: hub.tb.run("test", "-e", f"{home}/hub-port-race.started", check=False).returncode == 0,
+               30, "the student's loop never started")
     hub.tb.run("hubstead", "config", "reload", "hub")
     assert requests.get("http://127.0.0.1/hub/login", timeout=30).status_code == 200
-    time.sleep(40)
+    wait_until(lambda: hub.tb.run("test", "-e", f"{home}/hub-port-race.txt", check=False).returncode == 0,
+               90, "the student's 40 s loop never ended")
     tries, got = map(int, as_mallory(mallory, "print(open('hub-port-race.txt').read())").split())
     assert tries > 1000 and got == 0
 
@@ -129,7 +135,8 @@ except OSError:
 '''
 subprocess.Popen([sys.executable, "-c", trap], start_new_session=True)
 """)
-        time.sleep(2)
+        wait_until(lambda: f":{SQUATTED_PORT} " in hub.tb.run("ss", "-ltnH").stdout, 30,
+                   "the squatter never listened")
         teacher.start_server(VICTIM)  # on another port: the squatted one is refused
         victim = teacher.api("GET", f"/users/{VICTIM}").json()["servers"][""]
         assert victim["ready"]

@@ -132,7 +132,7 @@ def test_group_limits_set_on_the_page_reach_the_next_spawn(host, teacher_browser
     teacher_browser.open("/services/teacher/")
     teacher_browser.fill("#limit-group", "lab")
     teacher_browser.fill("#limit-memory", "3G")
-    teacher_browser.click("#limit-submit")
+    teacher_browser.submit("#limit-submit")
     teacher_browser.wait_for("#group-lab")
     assert "3G" in teacher_browser.text_of("#group-lab")
     teacher.start_server("carl")  # a teacher may start a student's server
@@ -163,8 +163,7 @@ def test_repeated_wrong_passwords_lock_and_the_teacher_unlocks(teacher_browser, 
     assert HubSession().login("zed", "zed-password-1").status_code == 403  # locked now
     teacher_browser.open("/services/teacher/")
     assert teacher_browser.text_of("#user-zed .login") == "locked"
-    teacher_browser.click("#user-zed .unlock")
-    teacher_browser.wait_for("#add-users")
+    teacher_browser.submit("#user-zed .unlock")  # the page answers once the lock is lifted
     assert HubSession().login("zed", "zed-password-1").status_code == 302
 
 

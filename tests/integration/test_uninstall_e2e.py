@@ -3,11 +3,20 @@ teacher keeps (students' accounts, homes, the course folder), a new install afte
 finds them again, and `--purge` removes those too."""
 
 import pytest
+from conftest import installed, module_target
 from hubclient import ADMIN, ADMIN_PASSWORD, HubSession, own_server, run_code
 
 from hubstead.core import paths
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A real install (uninstall undoes what a real install did: its own, not a copy of the image)."""
+    with module_target(installed("hubstead-uninstall")) as target:
+        yield target
+
 
 STUDENT, PASSWORD = "stu", "stu-password-1"
 # What Hubstead puts on a machine, found from outside: units, files, commands, accounts.
