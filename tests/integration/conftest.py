@@ -145,10 +145,12 @@ def targets():
     ports, so the one before is taken down first."""
     booted: list[InstalledHub] = []
 
-    def boot(name: str) -> InstalledHub:
+    def boot(name: str, copy: bool = False) -> InstalledHub:
+        """``copy``: a copy of the installed image, not an install of its own (every copy has
+        the image's secrets: a machine that must differ from another is installed)."""
         while booted:
             booted.pop().tb.down()
-        booted.append(installed(name))
+        booted.append(copy_of_installed(name) if copy else installed(name))
         return booted[-1]
 
     try:

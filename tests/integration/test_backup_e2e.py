@@ -46,7 +46,7 @@ def inside(target, path: str):
 @pytest.fixture(scope="module")
 def moved(targets, tmp_path_factory):
     """A's class restored on B. Returns B, A's students' UIDs, and the outputs."""
-    a = targets("hubstead-backup-a")
+    a = targets("hubstead-backup-a", copy=True)  # B is a real install: its secrets are its own
     for name, password in STUDENTS.items():
         a.tb.run("hubstead", "users", "add", name, "--password-stdin", input=password + "\n")
         _, token = signed_in(name, password)
