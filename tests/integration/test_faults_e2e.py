@@ -99,3 +99,19 @@ def test_run_again_it_completes_and_the_page_hands_the_browser_to_the_hub(bare):
     bare.tb.run("hubstead", "users", "add", "kim", "--password-stdin", input="kim-password-1\n")
     _, token = own_server("kim", "kim-password-1")
     assert run_code("kim", token, "print(6 * 7)").strip() == "42"
+
+
+def test_packages_a_cut_left_half_written_are_whole_again_after_the_next_run(bare):
+    """What a cut in the middle of `uv pip install` leaves (seen by killing it at random
+    points): some distributions with their metadata but without their modules or scripts,
+    which a plain re-run counts as installed. The next run must make them whole."""
+    if bare.tb.run("test", "-e", str(paths.CONFIG_FILE), check=False).returncode != 0:
+        bare.bootstrap()  # run alone: the machine the tests above leave
+    site = bare.tb.exec("sh", "-c", f"echo {paths.USER_ENV}/lib/python3*/site-packages").stdout.strip()
+    # The state of a build cut short: the install started and did not finish.
+    bare.tb.run("sh", "-c", f"rm -rf {site}/jupyterhub {paths.USER_ENV}/bin/jupyterhub-singleuser")
+    bare.tb.run("rm", "-f", str(paths.USER_ENV_BUILT))
+    bare.bootstrap()
+    bare.tb.run("hubstead", "users", "add", "lee", "--password-stdin", input="lee-password-1\n")
+    _, token = own_server("lee", "lee-password-1")
+    assert run_code("lee", token, "print(6 * 7)").strip() == "42"
