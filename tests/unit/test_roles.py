@@ -43,7 +43,9 @@ def _defaults(role: Path) -> dict:
 
 
 def _registered(role: Path) -> set:
-    return {m for p in role.rglob("*.yml") for m in re.findall(r"register: (\w+)", p.read_text())}
+    """The variables a role makes itself: registered results and facts it sets."""
+    pattern = r"register: (\w+)|set_fact:\n\s+(\w+):"
+    return {name for p in role.rglob("*.yml") for m in re.findall(pattern, p.read_text()) for name in m if name}
 
 
 def _used(role: Path) -> set:

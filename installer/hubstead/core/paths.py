@@ -45,6 +45,8 @@ LETSENCRYPT_CONFIG_DIR = LETSENCRYPT_DIR / "config"  # certbot's --config-dir (a
 LETSENCRYPT_WORK_DIR = LETSENCRYPT_DIR / "work"
 LETSENCRYPT_LOGS_DIR = LETSENCRYPT_DIR / "logs"
 PASSWORD_STORE = STATE_DIR / "passwords.json"
+# The user environment's last build finished (absent: the next build reinstalls every package).
+USER_ENV_BUILT = STATE_DIR / "user-env-built"
 TRAEFIK_API_SECRET = STATE_DIR / "traefik-api.secret"
 CLI_API_TOKEN = STATE_DIR / "cli-api.token"
 COOKIE_SECRET = STATE_DIR / "jupyterhub_cookie_secret"

@@ -114,6 +114,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_base_apt_packages": [*env["apt_packages"], *plugins.extra_packages(effective, "apt")],
 
         "hubstead_user_env_dir": str(paths.USER_ENV),
+        "hubstead_user_env_built_stamp": str(paths.USER_ENV_BUILT),
         "hubstead_user_env_hub_env": str(hub_env),
         "hubstead_user_env_base_packages": user_env_base_packages(),
         "hubstead_user_env_manager": env["manager"],
