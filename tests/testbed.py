@@ -35,6 +35,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -187,6 +188,10 @@ def _customize_rootfs(root: Path) -> None:
         raise RuntimeError("apt in the rootfs would delete cached .debs:\n" + "\n".join(deleting))
 
 
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 class _HostNetwork:
     """The host network as a resource: one process at a time holds it (reentrant within it)."""
 
@@ -202,7 +207,14 @@ class _HostNetwork:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 _log(f"{who}: waiting for another test run's target to go down ({HOST_NETWORK_LOCK})")
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                # The wait is another run's time, not this test's: a SIGALRM time limit
+                # (pytest-timeout's) stands still meanwhile.
+                paused = signal.setitimer(signal.ITIMER_REAL, 0) if _main_thread() else (0.0, 0.0)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                finally:
+                    if paused[0] > 0:
+                        signal.setitimer(signal.ITIMER_REAL, *paused)
             cls._fd = fd
         cls._holders += 1
 
