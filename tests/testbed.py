@@ -187,7 +187,7 @@ def _customize_rootfs(root: Path) -> None:
         raise RuntimeError("apt in the rootfs would delete cached .debs:\n" + "\n".join(deleting))
 
 
-class _HostNetwork:
+class HostNetwork:
     """The host network as a resource: one process at a time holds it (reentrant within it)."""
 
     _fd: int | None = None
@@ -321,7 +321,7 @@ class Testbed:
 
     def up(self) -> None:
         # First: a target of this name that is up may be another run's, not a leftover.
-        _HostNetwork.acquire(self.name)
+        HostNetwork.acquire(self.name)
         self._holds_network = True
         try:
             if self._nspawn_pid() is not None:
@@ -346,6 +346,22 @@ class Testbed:
         (CACHE_DIR / "apt-archives/partial").mkdir(parents=True, exist_ok=True)
         _log(f"{self.name}: unpacked in {time.monotonic() - t0:.1f} s")
 
+    def poweroff(self, timeout: float = 120) -> None:
+        """An orderly poweroff that keeps the root file system (down() deletes it), to be
+        turned into another kind of target's disk (tests/vm.py)."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"testbed {self.name} was not booted by this process")
+        self.exec("systemctl", "poweroff")
+        try:
+            rc = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.name} did not power off within {timeout} s:\n"
+                               f"{_tail(self._console.read_text(errors='replace'))}") from None
+        if rc != 0:
+            raise RuntimeError(f"systemd-nspawn exited with {rc} on poweroff:\n"
+                               f"{_tail(self._console.read_text(errors='replace'))}")
+        self._clean_runtime()
+
     def reboot(self, timeout: float = 120, network: bool | None = None) -> None:
         """A real reboot: systemd inside shuts down, nspawn exits, and the same root boots
         again. ``network=False``: it comes back with a loopback of its own and no other
@@ -369,11 +385,11 @@ class Testbed:
         _log(f"{self.name}: rebooted in {time.monotonic() - t0:.1f} s")
 
     def down(self) -> None:
-        _HostNetwork.acquire(self.name)  # never clean up a target of this name that another run has up
+        HostNetwork.acquire(self.name)  # never clean up a target of this name that another run has up
         try:
             self._down()
         finally:
-            _HostNetwork.release()
+            HostNetwork.release()
 
     def _down(self, keep_network: bool = False) -> None:
         t0 = time.monotonic()
@@ -397,7 +413,7 @@ class Testbed:
         _rmtree(self.dir)
         self._proc = None
         if self._holds_network and not keep_network:
-            _HostNetwork.release()
+            HostNetwork.release()
             self._holds_network = False
         if pid is not None:
             _log(f"{self.name}: stopped in {time.monotonic() - t0:.1f} s")
