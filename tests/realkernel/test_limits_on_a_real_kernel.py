@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.integration, pytest.mark.realkernel]
 
 STUDENTS = ("ada", "bob", "cy")
 PASSWORD = "limits-pass-1"
-MEMORY_LIMIT, MEMORY_LIMIT_BYTES = "900M", 900 << 20
+MEMORY_LIMIT, MEMORY_LIMIT_BYTES = "1200M", 1200 << 20
+# 3 GiB: jupyter.slice's cap (85 %) leaves the hub, the proxy and the system some 450 MiB.
+VM_MEMORY_MIB = 3072
 CPU_LIMIT = 0.5
 # TCG: everything takes about 8x its native time.
 SLOW = 900
@@ -81,7 +83,7 @@ def vm():
     t0 = time.monotonic()
     image = vm_image(install)
     report(f"image {image.name}: ready after {time.monotonic() - t0:.0f} s (built now or cached)")
-    machine = VM(image)
+    machine = VM(image, memory_mib=VM_MEMORY_MIB)
     machine.up()
     try:
         deadline = time.monotonic() + SLOW
@@ -134,12 +136,12 @@ class InBackground(threading.Thread):
     def __init__(self, vm, tokens, name: str, code: str):
         super().__init__(daemon=True, name=name)
         self.args_ = (vm, tokens, name, code)
-        self.outcome = ""
+        self.outcome = ""  # stays empty while the cell waits for a kernel that was killed
 
     def run(self):
         try:
             self.outcome = cell(*self.args_)
-        except Exception as e:  # the kernel died under the cell: what we wait for
+        except Exception as e:
             self.outcome = f"{type(e).__name__}: {str(e)[:200]}"
 
 
@@ -190,11 +192,11 @@ def test_a_student_past_her_memory_limit_is_oom_killed_and_the_class_keeps_runni
     runaway.start()
     wait_until("ada's runaway cell is never killed", lambda: keyed(cgroup_file(vm, ada, "memory.events"))["oom_kill"])
     killed_after = time.monotonic() - t0
-    kills = kernel_log(vm, f"oom_memcg=/{paths.USERS_SLICE}/{ada}")
-    assert kills, "no OOM kill of ada's unit in the kernel's log"
+    kills = wait_until("no OOM kill of ada's unit in the kernel's log",
+                       lambda: kernel_log(vm, f"oom_memcg=/{paths.USERS_SLICE}/{ada}"), timeout=60)
     assert f"task_memcg=/{paths.USERS_SLICE}/{ada}" in kills[0]  # the victim was one of hers
     victim = kernel_log(vm, "Memory cgroup out of memory: Killed process")
-    runaway.join(SLOW)
+    runaway.join(5)  # a killed kernel's cell never ends (JupyterLab restarts the kernel)
     assert "still alive" not in runaway.outcome
     peak = int(cgroup_file(vm, ada, "memory.peak"))
     report(f"OOM: ada wrote {2 * MEMORY_LIMIT_BYTES >> 20} MiB under limits.memory={MEMORY_LIMIT}; killed after "
@@ -245,7 +247,7 @@ def test_the_slice_cap_keeps_the_hub_alive_when_every_student_allocates_at_once(
     cap = int(vm.run("cat", f"/sys/fs/cgroup/{paths.USERS_SLICE}/memory.max").stdout)
     ram = int(vm.run("python3", "-c", "import os; print(os.sysconf('SC_PHYS_PAGES') * os.sysconf('SC_PAGE_SIZE'))")
               .stdout)
-    each = MEMORY_LIMIT_BYTES * 2 // 3 >> 20  # within each one's own limit, together past the slice's
+    each = MEMORY_LIMIT_BYTES * 3 // 4 >> 20  # within each one's own limit, together past the slice's
     assert len(STUDENTS) * each << 20 > cap
     services = main_pids(vm, paths.HUB_UNIT, paths.PROXY_UNIT)
     kills_before = keyed(vm.run("cat", slice_events).stdout)["oom_kill"]
@@ -265,17 +267,14 @@ def test_the_slice_cap_keeps_the_hub_alive_when_every_student_allocates_at_once(
 
     wait_until("the class's allocations never hit the slice's cap", killed_in_slice)
     killed_after = time.monotonic() - t0
-    for h in hogs:
-        h.join(SLOW)
-    lines = kernel_log(vm, f"oom_memcg=/{paths.USERS_SLICE},")[log_before:]
-    assert lines, "no OOM kill against jupyter.slice in the kernel's log"
+    lines = wait_until("no OOM kill against jupyter.slice in the kernel's log",
+                       lambda: kernel_log(vm, f"oom_memcg=/{paths.USERS_SLICE},")[log_before:], timeout=60)
     assert all(f"task_memcg=/{paths.USERS_SLICE}/" in line for line in lines)  # victims: students only
     hub_oom = keyed(cgroup_file(vm, paths.HUB_UNIT, "memory.events"))["oom_kill"]
     hub_adj = vm.run("cat", f"/proc/{services[paths.HUB_UNIT]}/oom_score_adj").stdout.strip()
     report(f"slice: {len(STUDENTS)} students wrote {each} MiB each at once against jupyter.slice's cap "
-           f"{cap >> 20} MiB of {ram >> 20} MiB; first kill after {killed_after:.0f} s, {len(lines)} kill(s) in the "
-           f"slice ({'; '.join(h.name + ': ' + h.outcome[:60] for h in hogs)}); the hub's slowest answer "
-           f"meanwhile {slowest:.1f} s, its oom_score_adj {hub_adj}")
+           f"{cap >> 20} MiB of {ram >> 20} MiB; first kill after {killed_after:.0f} s: {lines[0]}; "
+           f"the hub's slowest answer meanwhile {slowest:.1f} s, its oom_score_adj {hub_adj}")
     assert hub_oom == 0
     assert main_pids(vm, *services) == services
     assert requests.get(f"{vm.base_url}/hub/api/", timeout=60).status_code == 200
