@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from hubclient import HubSession, run_code, wait_for_route
+from testbed import HostNetwork
 from vm import VM, vm_image
 
 from hubstead.core import paths
@@ -80,12 +81,16 @@ def report(line: str) -> None:
 
 @pytest.fixture(scope="module")
 def vm():
+    # Held from the image's build to the VM's poweroff: no other run's target in between.
+    HostNetwork.acquire("realkernel")
     t0 = time.monotonic()
-    image = vm_image(install)
-    report(f"image {image.name}: ready after {time.monotonic() - t0:.0f} s (built now or cached)")
-    machine = VM(image, memory_mib=VM_MEMORY_MIB)
-    machine.up()
+    machine = None
     try:
+        image = vm_image(install)
+        report(f"image {image.name}: ready after {time.monotonic() - t0:.0f} s (built now or cached)")
+        machine = VM(image, memory_mib=VM_MEMORY_MIB)
+        started = time.monotonic()
+        machine.up()
         deadline = time.monotonic() + SLOW
         while True:
             try:
@@ -99,11 +104,13 @@ def vm():
         kernel = machine.run("uname", "-r").stdout.strip()
         controllers = machine.run("cat", "/sys/fs/cgroup/cgroup.controllers").stdout.split()
         report(f"VM up: kernel {kernel}, booted in {machine.boot_seconds:.0f} s, hub answering "
-               f"{time.monotonic() - t0:.0f} s after the start; cgroup controllers {' '.join(controllers)}")
+               f"{time.monotonic() - started:.0f} s after QEMU started; cgroup controllers {' '.join(controllers)}")
         assert {"memory", "cpu"} <= set(controllers)
         yield machine
     finally:
-        machine.down()
+        if machine is not None:
+            machine.down()
+        HostNetwork.release()
         report(f"module wall time {time.monotonic() - t0:.0f} s")
         print("\n".join(["", "[real kernel] summary:", *REPORT]), flush=True)
 
