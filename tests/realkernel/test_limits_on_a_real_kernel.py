@@ -35,6 +35,9 @@ SLOW = 900
 # endpoint, Alibaba's and Oracle's. A listener inside the VM stands in for each.
 METADATA = ("169.254.169.254", "169.254.170.2", "fd00:ec2::254", "100.100.100.200", "192.0.0.192")
 METADATA_SECRET = "instance-credentials-of-the-machine"
+# The services answer on port 80, which the proxy holds on every address here; the block is
+# by address, so the stand-ins take another port.
+METADATA_PORT = 8254
 STANDIN = f"""
 import http.server, socket, socketserver, sys, threading
 class Secret(http.server.BaseHTTPRequestHandler):
@@ -44,7 +47,7 @@ class Secret(http.server.BaseHTTPRequestHandler):
 class V6(socketserver.ThreadingTCPServer):
     address_family = socket.AF_INET6
 for addr in {METADATA!r}:
-    server = (V6 if ":" in addr else socketserver.ThreadingTCPServer)((addr, 80), Secret)
+    server = (V6 if ":" in addr else socketserver.ThreadingTCPServer)((addr, {METADATA_PORT}), Secret)
     threading.Thread(target=server.serve_forever, daemon=True).start()
 print("listening", flush=True)
 threading.Event().wait()
@@ -292,7 +295,7 @@ def test_a_students_kernel_cannot_reach_the_metadata_addresses_but_reaches_the_h
     vm.run("systemd-run", "--unit=metadata-standin", "python3", "-c", STANDIN)
     # Root (outside the student's unit) gets the secret from every stand-in: they listen.
     for addr in METADATA:
-        url = f"http://[{addr}]/" if ":" in addr else f"http://{addr}/"
+        url = f"http://[{addr}]:{METADATA_PORT}/" if ":" in addr else f"http://{addr}:{METADATA_PORT}/"
         got = wait_until(f"the stand-in on {addr} never answered",
                          lambda url=url: vm.run("curl", "-sg", "--max-time", "30", url, check=False).stdout)
         assert got == METADATA_SECRET
@@ -304,7 +307,7 @@ seen = {{}}
 for addr in {METADATA!r}:
     t = time.monotonic()
     try:
-        with socket.create_connection((addr, 80), timeout=30) as s:
+        with socket.create_connection((addr, {METADATA_PORT}), timeout=30) as s:
             s.sendall(b"GET / HTTP/1.0\\r\\n\\r\\n")
             seen[addr] = "answered: " + s.recv(200).decode(errors="replace")
     except OSError as e:
@@ -321,7 +324,7 @@ print(json.dumps({{"metadata": seen, "hub": hub, "pip": pip.returncode, "pip_err
     after = len(vm.run("journalctl", "-u", "metadata-standin", "-o", "cat", "--grep", "request from").stdout
                 .splitlines())
     for addr, what in result["metadata"].items():
-        report(f"metadata: cy's kernel connecting to {addr}:80 -> {what}")
+        report(f"metadata: cy's kernel connecting to {addr} port {METADATA_PORT} -> {what}")
     report(f"metadata: the same kernel reached the hub's API (HTTP {result['hub']}) and downloaded "
            f"{result['downloaded']} from the package index (pip rc {result['pip']})")
     assert all(not what.startswith("answered") and METADATA_SECRET not in what for what in result["metadata"].values())
