@@ -25,12 +25,14 @@ builds or runs: the VM uses both cores, so it never runs beside another test run
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import hashlib
 import inspect
 import os
 import shlex
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -159,6 +161,13 @@ def _build_image(install: Callable[[Testbed], None], image: Path) -> None:
     _log(f"built {image} ({used} MiB) in {time.monotonic() - t0:.0f} s")
 
 
+def _die_with_parent() -> None:
+    """In QEMU's child before exec: a test run that is killed takes its VM along (it would
+    otherwise run on, on both cores, after the host-network lock is gone)."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -221,7 +230,8 @@ class VM:
         ]
         with open(self.dir / "qemu.log", "ab") as log:
             self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                          start_new_session=True, env=dict(os.environ, TMPDIR=str(self.dir)))
+                                          start_new_session=True, env=dict(os.environ, TMPDIR=str(self.dir)),
+                                          preexec_fn=_die_with_parent)
         deadline = t0 + BOOT_TIMEOUT
         state = ""
         while time.monotonic() < deadline:
