@@ -192,7 +192,7 @@ def _main_thread() -> bool:
     return threading.current_thread() is threading.main_thread()
 
 
-class _HostNetwork:
+class HostNetwork:
     """The host network as a resource: one process at a time holds it (reentrant within it)."""
 
     _fd: int | None = None
@@ -337,7 +337,7 @@ class Testbed:
 
     def up(self) -> None:
         # First: a target of this name that is up may be another run's, not a leftover.
-        _HostNetwork.acquire(self.name)
+        HostNetwork.acquire(self.name)
         self._holds_network = True
         try:
             if self._nspawn_pid() is not None:
@@ -375,24 +375,30 @@ class Testbed:
         file system at ``dest``, for Testbed(image=dest) to boot copies of; the target is down."""
         if self.image is not None:
             raise RuntimeError(f"{self.name} runs on an image: save the target that was installed")
-        if self._proc is None or self._proc.poll() is not None:
-            raise RuntimeError(f"testbed {self.name} was not booted by this process")
         t0 = time.monotonic()
-        self.exec("systemctl", "poweroff", check=False)
-        try:
-            rc = self._proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            raise RuntimeError(f"{self.name} did not power off within {timeout} s") from None
-        if rc != 0:
-            raise RuntimeError(f"systemd-nspawn exited with {rc} on poweroff:\n"
-                               f"{_tail(self._console.read_text(errors='replace'))}")
-        self._clean_runtime()
+        self.poweroff(timeout)
         # The copies get their own names and hosts files at boot.
         for per_target in ("etc/hostname", "etc/hosts"):
             (self.root() / per_target).unlink(missing_ok=True)
         self.root().rename(dest)
         self.down()
         _log(f"{self.name}: saved as the image {dest} in {time.monotonic() - t0:.1f} s")
+
+    def poweroff(self, timeout: float = 120) -> None:
+        """An orderly poweroff that keeps the root file system (down() deletes it), to be
+        turned into another kind of target's disk (tests/vm.py)."""
+        if self._proc is None or self._proc.poll() is not None:
+            raise RuntimeError(f"testbed {self.name} was not booted by this process")
+        self.exec("systemctl", "poweroff")
+        try:
+            rc = self._proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{self.name} did not power off within {timeout} s:\n"
+                               f"{_tail(self._console.read_text(errors='replace'))}") from None
+        if rc != 0:
+            raise RuntimeError(f"systemd-nspawn exited with {rc} on poweroff:\n"
+                               f"{_tail(self._console.read_text(errors='replace'))}")
+        self._clean_runtime()
 
     def reboot(self, timeout: float = 120, network: bool | None = None) -> None:
         """A real reboot: systemd inside shuts down, nspawn exits, and the same root boots
@@ -417,11 +423,11 @@ class Testbed:
         _log(f"{self.name}: rebooted in {time.monotonic() - t0:.1f} s")
 
     def down(self) -> None:
-        _HostNetwork.acquire(self.name)  # never clean up a target of this name that another run has up
+        HostNetwork.acquire(self.name)  # never clean up a target of this name that another run has up
         try:
             self._down()
         finally:
-            _HostNetwork.release()
+            HostNetwork.release()
 
     def _down(self, keep_network: bool = False) -> None:
         if self in Testbed.live:
@@ -449,7 +455,7 @@ class Testbed:
         remove_tree(self.dir)
         self._proc = None
         if self._holds_network and not keep_network:
-            _HostNetwork.release()
+            HostNetwork.release()
             self._holds_network = False
         if pid is not None:
             _log(f"{self.name}: stopped in {time.monotonic() - t0:.1f} s")
