@@ -234,3 +234,19 @@ def test_an_upgrade_keeps_every_recorded_package_to_wheels(hub, student):
     records = attack_records(hub)
     assert [message for _, message in records if "build-backend" in message] == []
     assert as_root(records) == []
+
+
+def test_an_environment_root_made_before_is_handed_to_its_owner(hub, host):
+    # As an older Hubstead left it: root's, with the server settings inside.
+    hub.tb.run("chown", "-R", "-h", "root:root", str(paths.USER_ENV))
+    hub.tb.run("mkdir", "-p", f"{paths.USER_ENV}/etc/jupyter")
+    hub.tb.run("cp", f"{paths.SERVER_CONFIG_DIR}/jupyter_server_config.json", f"{paths.USER_ENV}/etc/jupyter/")
+
+    hub.bootstrap()  # re-running the installer
+
+    assert hub.tb.run("find", str(paths.USER_ENV), "!", "-user", paths.USER_ENV_OWNER).stdout == ""
+    assert not host.file(f"{paths.USER_ENV}/etc/jupyter/jupyter_server_config.json").exists
+    # The venv's python is a link to the system's: the link changed hands, not what it names.
+    assert hub.tb.run("stat", "-L", "-c", "%U", str(paths.USER_ENV / "bin" / "python")).stdout.strip() == "root"
+    _, token = own_server(STUDENT, STUDENT_PASSWORD)
+    assert version_in_kernel(STUDENT, token, "hubstead_attack_pth").startswith("1.0 ")
