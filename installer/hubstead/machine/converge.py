@@ -80,7 +80,7 @@ def index_options(effective: Settings) -> list[str]:
 # What pip and uv take for the user environment: wheels only, for every name and every
 # dependency, in the teacher's check, the install and every upgrade alike (building an
 # sdist runs its setup code).
-BINARY_ONLY = {"venv": "--no-build", "conda": "--only-binary=:all:"}
+BINARY_ONLY = {"uv": "--no-build", "pip": "--only-binary=:all:"}
 # What a program run as the user environment's owner keeps of its caller's environment
 # (names only on its command line: a proxy's URL may hold a password).
 PASSED_ENVIRONMENT = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
@@ -119,7 +119,7 @@ def uv_pip_install(effective: Settings, *args: str) -> list[str]:
     """uv installing into the user environment (venv mode) as the user_env role does: as
     its owner, wheels only, from where the settings say packages come from."""
     return [*as_user_env_owner(effective), str(paths.HUB_ENV / "bin" / "uv"), "pip", "install",
-            BINARY_ONLY["venv"], "--overrides", str(UV_OVERRIDES), "-p", str(paths.USER_ENV / "bin" / "python"),
+            BINARY_ONLY["uv"], "--overrides", str(UV_OVERRIDES), "-p", str(paths.USER_ENV / "bin" / "python"),
             *user_env_index_options(effective), *args]
 
 
@@ -152,7 +152,7 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_dir": str(paths.USER_ENV),
         "hubstead_user_env_owner": paths.USER_ENV_OWNER,
         "hubstead_user_env_as_owner": as_user_env_owner(effective),
-        "hubstead_user_env_binary_only": BINARY_ONLY[env["manager"]],
+        "hubstead_user_env_binary_only": BINARY_ONLY["uv" if env["manager"] == "venv" else "pip"],
         "hubstead_user_env_server_config_dir": str(paths.SERVER_CONFIG_DIR),
         "hubstead_user_env_hub_env": str(hub_env),
         "hubstead_user_env_base_packages": user_env_base_packages(),

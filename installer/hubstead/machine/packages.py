@@ -78,7 +78,7 @@ def _pip_argv(effective: Settings, *args: str) -> list[str]:
     if effective["user_environment"]["manager"] == "venv":
         return converge.uv_pip_install(effective, *args)
     return [*converge.as_user_env_owner(effective), str(paths.USER_ENV / "bin" / "python"), "-m", "pip", "install",
-            "--no-input", "--disable-pip-version-check", converge.BINARY_ONLY["conda"],
+            "--no-input", "--disable-pip-version-check", converge.BINARY_ONLY["pip"],
             *converge.user_env_index_options(effective), *args]
 
 
