@@ -1,7 +1,10 @@
 """The conda user environment, built by the user_env role on this host (no systemd, no
 target machine), from a FAKE Miniforge installer (fake_miniforge/): conda-forge and GitHub
 are out of reach from test machines. Runs as root because ansible writes as root. Also
-`hubstead packages` in conda mode, against the fake mamba's stand-in channel."""
+`hubstead packages` in conda mode, against the fake mamba's stand-in channel. This host
+has no systemd to start the owner's sandboxed unit: the environment's programs run as
+root here, its owner being root (a booted target's run as hubstead-env:
+test_teacher_package_attacks_e2e.py)."""
 
 import hashlib
 import subprocess
@@ -31,8 +34,11 @@ def cache(tmp_path):
     return tmp_path / "cache" / "miniforge-installer.sh"
 
 
+NO_OWNER = {"hubstead_user_env_owner": "root", "hubstead_user_env_as_owner": []}
+
+
 @pytest.fixture
-def variables(prefix, cache):
+def variables(prefix, cache, tmp_path):
     effective = config.validate({
         "user_environment": {
             "manager": "conda",
@@ -44,6 +50,10 @@ def variables(prefix, cache):
     variables.update(
         hubstead_user_env_dir=str(prefix),
         hubstead_user_env_conda_installer_cache=str(cache),
+        hubstead_user_env_server_config_dir=str(tmp_path / "etc" / "jupyter"),
+        hubstead_user_env_kernels_dir=str(tmp_path / "share" / "jupyter" / "kernels"),
+        hubstead_user_env_envs_dir=str(tmp_path / "envs"),
+        **NO_OWNER,
         # One small real package keeps pip honest and the test fast.
         hubstead_user_env_base_packages=["six"],
     )
@@ -140,6 +150,7 @@ def conda_machine(variables, prefix, tmp_path, monkeypatch, converge_user_env):
     monkeypatch.setattr(converge, "run",
                         lambda variables, roles, on_task=None: run(variables, roles, runs_dir=runs_dir))
     monkeypatch.setattr(audit, "send", lambda message, **fields: None)
+    monkeypatch.setattr(converge, "as_user_env_owner", lambda effective: NO_OWNER["hubstead_user_env_as_owner"])
 
 
 def fake_installed(prefix: Path) -> list[str]:

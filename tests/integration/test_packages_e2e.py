@@ -1,8 +1,8 @@
 """Packages for everyone and plugins on a booted target (venv user environment): a
 teacher adds pip packages with `hubstead packages` and on the teacher's page and a
 student's new kernel imports them; an unknown package is one line and changes nothing;
-an apt package comes and goes; a sysadmin's `sudo -E pip install` in their server
-installs for everyone; the test plugin (tests/plugins/hubstead-test-plugin) adds a user
+an apt package comes and goes; a sysadmin's `sudo -u hubstead-env pip install` in their
+server installs for everyone; the test plugin (tests/plugins/hubstead-test-plugin) adds a user
 package, a hub setting and a new-user step, and at install changes config and runs its
 post-install step. The plugin goes first: applying it restarts the hub."""
 
@@ -168,6 +168,7 @@ def test_an_apt_package_the_machine_had_is_left_alone(hub, host):
 
 
 def test_a_sysadmins_sudo_pip_install_in_their_server_installs_for_everyone(hub, student):
+    # As the environment's owner (root's own path never holds the environment).
     hubstead(hub, "config", "add-item", "users.sudoers", SYSADMIN)
     hubstead(hub, "config", "reload", "hub")
     add_user(hub, SYSADMIN, SYSADMIN_PASSWORD)
@@ -175,8 +176,9 @@ def test_a_sysadmins_sudo_pip_install_in_their_server_installs_for_everyone(hub,
 
     # What a terminal in their JupyterLab runs: a login shell of theirs, in their server's unit.
     out = run_code(SYSADMIN, token, "import subprocess; r = subprocess.run(['bash', '-lc', "
-                                    "'sudo -E pip install --no-input pyjokes && id -un'], capture_output=True, "
-                                    "text=True); print(r.returncode, r.stdout[-300:], r.stderr[-600:])", timeout=300)
+                                    f"'sudo -u {paths.USER_ENV_OWNER} pip install --no-input pyjokes && id -un'], "
+                                    "capture_output=True, text=True); print(r.returncode, r.stdout[-300:], "
+                                    "r.stderr[-600:])", timeout=300)
 
     assert out.startswith("0 ") and f"jupyter-{SYSADMIN}" in out, out
     assert imports(STUDENT, student, "pyjokes").startswith(str(paths.USER_ENV))

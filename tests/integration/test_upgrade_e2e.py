@@ -75,6 +75,8 @@ def test_upgrading_from_the_older_hubstead_keeps_the_running_server(old_hub):
     assert "upgraded" in out
     assert _server_pid(old_hub) == pid  # the student's server ran through the upgrade
     _hub_answers_and_the_student_computes(old_hub)
+    # The user environment the older Hubstead made as root is handed to its own account.
+    assert old_hub.tb.run("find", str(paths.USER_ENV), "!", "-user", paths.USER_ENV_OWNER).stdout == ""
     # What the new version changed on the machine: the proxy is no longer root.
     traefik = target_host(old_hub.tb).service(paths.PROXY_UNIT).systemd_properties["MainPID"]
     assert old_hub.tb.run("stat", "-c", "%U", f"/proc/{traefik}").stdout.strip() == paths.PROXY_USER

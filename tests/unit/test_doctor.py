@@ -197,13 +197,13 @@ def machine(monkeypatch):
     monkeypatch.setattr(doctor, "disks", lambda: {"/": (0.5, 0.5)})
     monkeypatch.setattr(doctor.machine_status, "memory", lambda: _memory(available=8 * GIB))
     monkeypatch.setattr(doctor.machine_status, "servers", lambda hub_users: [])
-    monkeypatch.setattr(doctor, "python_error", lambda env: None)
+    monkeypatch.setattr(doctor, "python_error", lambda env, run_as=(): None)
     monkeypatch.setattr(doctor, "clock_synchronized", lambda: True)
     return facts
 
 
 def _effective(mode, hostnames=(), domains=()):
-    return {"http": {"port": 80}, "https": {"mode": mode, "port": 443, "hostnames": list(hostnames),
+    return {"http": {"port": 80}, "wheelhouse": None, "https": {"mode": mode, "port": 443, "hostnames": list(hostnames),
                                             "letsencrypt": {"domains": list(domains)}}}
 
 

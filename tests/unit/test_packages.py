@@ -32,6 +32,11 @@ class FakeMachine:
 
     def run(self, argv, env=None):
         self.calls.append(argv)
+        if argv[0] == "systemd-run":  # as the user environment's owner, never as root
+            assert f"--property=User={paths.USER_ENV_OWNER}" in argv and "--property=NoNewPrivileges=yes" in argv
+            argv = argv[argv.index("--") + 1:]
+        elif any(str(paths.USER_ENV) in word for word in argv):
+            raise AssertionError(f"root runs a program on the user environment: {argv}")
         words = [w for w in argv if not w.startswith("-")]
         if "uv" in argv[0] and argv[1:3] == ["pip", "install"]:
             names = [w for w in words[3:] if not w.startswith("/")]

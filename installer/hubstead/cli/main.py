@@ -307,8 +307,10 @@ def wheelhouse(directory, packages):
     requirements = [*converge.user_env_base_packages(), *config.load()["user_environment"]["pip_packages"],
                     *packages, "pip", "setuptools", "wheel"]  # the last three: what `uv venv --seed` puts in
     directory.mkdir(parents=True, exist_ok=True)
+    # Wheels only, as the user environment takes them: root builds nothing a teacher named.
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check",
-                             "--use-pep517", "-w", str(directory), *requirements], check=False)
+                             "--use-pep517", converge.BINARY_ONLY["pip"], "-w", str(directory), *requirements],
+                            check=False)
     if result.returncode != 0:
         fail(f"pip could not collect the wheels for {directory} (its error is above)")
     click.echo(f"{len(list(directory.glob('*.whl')))} wheels in {directory}")

@@ -11,9 +11,22 @@ PREFIX = Path("/opt/hubstead")
 HUB_ENV = PREFIX / "hub"
 USER_ENV = PREFIX / "user"
 ENVS_DIR = PREFIX / "envs"  # named extra environments (`hubstead env`), one venv each
-# Kernels every server finds (its environment's share/jupyter): an extra environment's
-# is KERNEL_PREFIX + its name, so it never takes the name of python3 or ir.
-KERNELS_DIR = USER_ENV / "share" / "jupyter" / "kernels"
+# The user environment belongs to its own system account (no login): only it writes
+# USER_ENV, and whatever root runs on that environment (uv, pip, mamba, its interpreter)
+# runs as it, in a unit that can write nothing else (converge.as_user_env_owner). Root
+# never starts a program of it: a package's .pth file, build backend or console script
+# is code a teacher chose. Its HOME holds uv's and pip's caches (systemd's CacheDirectory).
+USER_ENV_OWNER = "hubstead-env"
+USER_ENV_OWNER_HOME = Path("/var/cache") / USER_ENV_OWNER
+# Where that unit sees the wheelhouse (which may lie where the owner cannot go, as /root).
+USER_ENV_WHEELHOUSE = Path("/run/hubstead-wheelhouse")
+# What every user server reads besides its environment (the spawner's JUPYTER_CONFIG_PATH
+# and JUPYTER_PATH): root's files, outside the environment, which root never writes into.
+SERVER_CONFIG_DIR = PREFIX / "etc" / "jupyter"
+SERVER_DATA_DIR = PREFIX / "share" / "jupyter"
+# Kernels every server finds: an extra environment's is KERNEL_PREFIX + its name, so it
+# never takes the name of python3 or ir.
+KERNELS_DIR = SERVER_DATA_DIR / "kernels"
 ENV_KERNEL_PREFIX = "env-"
 R_KERNEL = "ir"
 

@@ -152,6 +152,9 @@ def jupyterhub_settings(effective: Settings, hub_secrets: dict) -> dict:
             "cpu_limit": limits["cpu"],
             # A student's ~/.jupyter config must not change how their server runs.
             "disable_user_config": True,
+            # Root's settings and kernels, outside the environment (its owner's).
+            "environment": {"JUPYTER_CONFIG_PATH": str(paths.SERVER_CONFIG_DIR),
+                            "JUPYTER_PATH": str(paths.SERVER_DATA_DIR)},
         },
         "HubsteadSpawner": {
             "sudoers": sorted(users["sudoers"]),

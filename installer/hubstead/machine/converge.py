@@ -77,16 +77,50 @@ def index_options(effective: Settings) -> list[str]:
     return ["--no-index", "--find-links", wheelhouse] if wheelhouse else []
 
 
+# What pip and uv take for the user environment: wheels only, for every name and every
+# dependency, in the teacher's check, the install and every upgrade alike (building an
+# sdist runs its setup code).
+BINARY_ONLY = {"uv": "--no-build", "pip": "--only-binary=:all:"}
+# What a program run as the user environment's owner keeps of its caller's environment
+# (names only on its command line: a proxy's URL may hold a password).
+PASSED_ENVIRONMENT = ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy",
+                      "NO_PROXY", "no_proxy", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "UV_INDEX_URL",
+                      "UV_EXTRA_INDEX_URL", "UV_DEFAULT_INDEX", "UV_INDEX")
+
+
+def as_user_env_owner(effective: Settings) -> list[str]:
+    """What goes before every program root runs on the user environment (uv, pip, mamba,
+    its interpreter): a transient unit as the environment's owner, which can write the
+    environment and its own cache and nothing else, and never gains privileges. The
+    wheelhouse, if any, is where user_env_index_options says."""
+    wheelhouse = effective["wheelhouse"]
+    return ["systemd-run", "--quiet", "--wait", "--pipe", "--collect", "--service-type=exec",
+            "--description=hubstead: a command of the user environment's owner",
+            f"--property=User={paths.USER_ENV_OWNER}", "--property=NoNewPrivileges=yes",
+            "--property=ProtectSystem=strict", "--property=ProtectHome=yes", "--property=PrivateTmp=yes",
+            f"--property=ReadWritePaths={paths.USER_ENV}",
+            f"--property=CacheDirectory={paths.USER_ENV_OWNER_HOME.name}",
+            "--property=UMask=0022", f"--setenv=HOME={paths.USER_ENV_OWNER_HOME}",
+            *([f"--property=BindReadOnlyPaths={wheelhouse}:{paths.USER_ENV_WHEELHOUSE}"] if wheelhouse else []),
+            *[f"--setenv={name}" for name in PASSED_ENVIRONMENT if name in os.environ], "--"]
+
+
+def user_env_index_options(effective: Settings) -> list[str]:
+    """index_options as the user environment's owner sees them."""
+    return ["--no-index", "--find-links", str(paths.USER_ENV_WHEELHOUSE)] if effective["wheelhouse"] else []
+
+
 def user_pip_packages(effective: Settings) -> list[str]:
     """The extra pip packages of the user environment: the config's, then the plugins'."""
     return [*effective["user_environment"]["pip_packages"], *plugins.extra_packages(effective, "user_pip")]
 
 
 def uv_pip_install(effective: Settings, *args: str) -> list[str]:
-    """uv installing into the user environment (venv mode) as the user_env role does,
-    from where the settings say packages come from."""
-    return [str(paths.HUB_ENV / "bin" / "uv"), "pip", "install", "--overrides", str(UV_OVERRIDES),
-            "-p", str(paths.USER_ENV / "bin" / "python"), *index_options(effective), *args]
+    """uv installing into the user environment (venv mode) as the user_env role does: as
+    its owner, wheels only, from where the settings say packages come from."""
+    return [*as_user_env_owner(effective), str(paths.HUB_ENV / "bin" / "uv"), "pip", "install",
+            BINARY_ONLY["uv"], "--overrides", str(UV_OVERRIDES), "-p", str(paths.USER_ENV / "bin" / "python"),
+            *user_env_index_options(effective), *args]
 
 
 def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
@@ -111,10 +145,16 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_base_sudoers_group": paths.SUDOERS_GROUP,
         "hubstead_base_teachers_group": paths.TEACHERS_GROUP,
         "hubstead_base_user_env": str(paths.USER_ENV),
+        "hubstead_base_user_env_owner": paths.USER_ENV_OWNER,
+        "hubstead_base_user_env_owner_home": str(paths.USER_ENV_OWNER_HOME),
         "hubstead_base_apt_packages": [*env["apt_packages"], *plugins.extra_packages(effective, "apt")],
 
         "hubstead_user_env_dir": str(paths.USER_ENV),
         "hubstead_user_env_built_stamp": str(paths.USER_ENV_BUILT),
+        "hubstead_user_env_owner": paths.USER_ENV_OWNER,
+        "hubstead_user_env_as_owner": as_user_env_owner(effective),
+        "hubstead_user_env_binary_only": BINARY_ONLY["uv" if env["manager"] == "venv" else "pip"],
+        "hubstead_user_env_server_config_dir": str(paths.SERVER_CONFIG_DIR),
         "hubstead_user_env_hub_env": str(hub_env),
         "hubstead_user_env_base_packages": user_env_base_packages(),
         "hubstead_user_env_manager": env["manager"],
@@ -130,7 +170,8 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
         "hubstead_user_env_environments": [
             {"name": name, "python": extra.get("python") or "", "packages": extra.get("packages", [])}
             for name, extra in sorted(effective["environments"].items())],
-        "hubstead_user_env_index_options": index_options(effective),
+        "hubstead_user_env_index_options": user_env_index_options(effective),
+        "hubstead_user_env_envs_index_options": index_options(effective),
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),

@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -17,7 +18,7 @@ from typing import NamedTuple
 from hubstead.config.model import Settings
 from hubstead.config.schema import is_ip
 from hubstead.core import paths, systemd
-from hubstead.machine import health
+from hubstead.machine import converge, health
 from hubstead.machine import status as machine_status
 from hubstead.machine.tls import status as tls_status
 from hubstead.machine.tls.certificates import TLSError, days_left
@@ -206,9 +207,11 @@ def resolve(name: str) -> list[str] | None:
         return None
 
 
-def python_error(env: Path) -> str | None:
+def python_error(env: Path, run_as: Sequence[str] = ()) -> str | None:
+    """What ``env``'s interpreter says when it starts, run after ``run_as`` (the user
+    environment's owner's unit: root never starts that one); None when it starts."""
     try:
-        result = subprocess.run([str(env / "bin" / "python"), "-c", "import sys"],
+        result = subprocess.run([*run_as, str(env / "bin" / "python"), "-c", "import sys"],
                                 capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as e:
         return str(e)
@@ -282,7 +285,8 @@ def run(effective: Settings) -> list[Result]:
     results += [check_dns(name, key, resolve(name), machine, required) for name, key, required in _names(effective)]
     results += [check_disk(where, space, inodes) for where, (space, inodes) in disks().items()]
     results.append(check_memory(machine_status.memory(), machine_status.servers(None)))
-    results += [check_python(env, python_error(env)) for env in (paths.HUB_ENV, paths.USER_ENV)]
+    results += [check_python(paths.HUB_ENV, python_error(paths.HUB_ENV)),
+                check_python(paths.USER_ENV, python_error(paths.USER_ENV, converge.as_user_env_owner(effective)))]
     results.append(check_clock(clock_synchronized()))
     return results
 

@@ -73,11 +73,18 @@ def _reason(output: str) -> str:
 
 
 def _pip_argv(effective: Settings, *args: str) -> list[str]:
-    """pip or uv acting on the user environment as the user_env role does for its manager."""
+    """pip or uv acting on the user environment as the user_env role does for its manager:
+    as the environment's owner, wheels only."""
     if effective["user_environment"]["manager"] == "venv":
         return converge.uv_pip_install(effective, *args)
-    return [str(paths.USER_ENV / "bin" / "python"), "-m", "pip", "install", "--no-input",
-            "--disable-pip-version-check", *args]
+    return [*converge.as_user_env_owner(effective), str(paths.USER_ENV / "bin" / "python"), "-m", "pip", "install",
+            "--no-input", "--disable-pip-version-check", converge.BINARY_ONLY["pip"],
+            *converge.user_env_index_options(effective), *args]
+
+
+def _as_owner(effective: Settings, *argv: str) -> subprocess.CompletedProcess:
+    """``argv`` run on the user environment by its owner (never by root)."""
+    return _run([*converge.as_user_env_owner(effective), *argv])
 
 
 def _apt_installed(name: str) -> bool:
@@ -85,27 +92,25 @@ def _apt_installed(name: str) -> bool:
     return result.returncode == 0 and result.stdout.strip() == "installed"
 
 
-def _check_for_teacher(effective: Settings, kind: str, specs: list[str]) -> list[str]:
-    """What a teacher (not root) may add runs no code of their choosing as root while it
-    installs: index packages only, as wheels (a source build runs its setup as root).
-    Returns the resolver's extra options."""
+def _check_for_teacher(kind: str, specs: list[str]) -> None:
+    """What a teacher (not root) adds comes from the package index by name. (Nothing of
+    any package runs as root: the user environment's owner installs it, wheels only.)"""
     if kind != "pip":
-        return []  # Debian's and conda-forge's packages come built from their archives
+        return  # Debian's and conda-forge's packages come built from their archives
     direct = [spec for spec in specs if Requirement(spec).url]
     if direct:
         raise PackageError(f"pip package {', '.join(direct)}: a teacher adds packages from the package index by "
                            "name; a URL or path is for root (sudo hubstead packages add)")
-    return ["--no-build"] if effective["user_environment"]["manager"] == "venv" else ["--only-binary=:all:"]
 
 
-def resolve(effective: Settings, kind: str, specs: list[str], options: tuple[str, ...] = ()) -> None:
-    """Raise PackageError unless ``specs`` can be installed (nothing is installed);
-    ``options``: the pip resolver's extra ones."""
+def resolve(effective: Settings, kind: str, specs: list[str]) -> None:
+    """Raise PackageError unless ``specs`` can be installed (nothing is installed), as
+    the role installs them."""
     if kind == "pip":
-        result = _run(_pip_argv(effective, "--dry-run", *options, *specs))
+        result = _run(_pip_argv(effective, "--dry-run", *specs))
     elif kind == "conda":
-        result = _run([str(paths.USER_ENV / "bin" / "mamba"), "install", "--dry-run", "--yes",
-                       "--prefix", str(paths.USER_ENV), "--channel", "conda-forge", *specs])
+        result = _as_owner(effective, str(paths.USER_ENV / "bin" / "mamba"), "install", "--dry-run", "--yes",
+                           "--prefix", str(paths.USER_ENV), "--channel", "conda-forge", *specs)
     else:
         # Installed already, and not by us: removing it later would take what the machine had.
         theirs = [name for name in specs if _apt_installed(name_of("apt", name))]
@@ -154,8 +159,9 @@ def add(kind: str, specs: list[str], on_task: Callable | None = None, actor: str
         return []
     replaced = {name_of(kind, spec) for spec in new}
     updated = [spec for spec in current if name_of(kind, spec) not in replaced] + new
-    teacher_options = _check_for_teacher(before, kind, new) if actor is not None else []
-    resolve(before, kind, new, tuple(teacher_options))
+    if actor is not None:
+        _check_for_teacher(kind, new)
+    resolve(before, kind, new)
     with config.edit() as user_config:
         previous = keys.get(config.merge(config.DEFAULTS, user_config), key)
         user_config.update(keys.set_(user_config, key, updated))
@@ -176,7 +182,7 @@ def _required_by(effective: Settings, name: str) -> list[str]:
         argv = [str(paths.HUB_ENV / "bin" / "uv"), "pip", "show", "-p", str(paths.USER_ENV / "bin" / "python"), name]
     else:
         argv = [str(paths.USER_ENV / "bin" / "python"), "-m", "pip", "show", name]
-    for line in _run(argv).stdout.splitlines():
+    for line in _as_owner(effective, *argv).stdout.splitlines():
         if line.startswith("Required-by:"):
             return [n.strip() for n in line.partition(":")[2].split(",") if n.strip()]
     return []
@@ -193,10 +199,10 @@ def _uninstall(effective: Settings, kind: str, name: str) -> str:
                     name]
         else:
             argv = [str(paths.USER_ENV / "bin" / "python"), "-m", "pip", "uninstall", "--yes", name]
-        result = _run(argv)
+        result = _as_owner(effective, *argv)
     elif kind == "conda":
-        result = _run([str(paths.USER_ENV / "bin" / "mamba"), "remove", "--yes", "--prefix", str(paths.USER_ENV),
-                       name])
+        result = _as_owner(effective, str(paths.USER_ENV / "bin" / "mamba"), "remove", "--yes", "--prefix",
+                           str(paths.USER_ENV), name)
     else:
         result = _run(["apt-get", "remove", "--yes", "--quiet", name], APT_ENV)
     if result.returncode != 0:
