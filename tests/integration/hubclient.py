@@ -1,6 +1,7 @@
 """What a browser and a notebook client do against the hub, with requests."""
 
 import json
+import re
 import time
 import uuid
 
@@ -123,3 +124,23 @@ def run_code(name: str, token: str, code: str, base: str = BASE, timeout: float 
     finally:
         ws.close()
         requests.delete(f"{base}/user/{name}/api/kernels/{kernel_id}", headers=headers, timeout=30)
+
+
+def next_port_hook(port: int) -> str:
+    """A jupyterhub_config.d snippet: the next port the spawner picks for a server is
+    ``port`` (a test makes "whatever port comes next" deterministic), then random again."""
+    return f"""
+import systemdspawner.systemdspawner as _spawner_module
+
+_picks = [{port}]
+_random_port = _spawner_module.random_port
+_spawner_module.random_port = lambda: _picks.pop() if _picks else _random_port()
+"""
+
+
+def teacher_page_post(teacher: HubSession, action: str, **form) -> requests.Response:
+    """A form of the teacher's page sent from ``teacher``'s browser (``action``: add,
+    reset, remove, ...), with the page's XSRF token."""
+    page = teacher.http.get(f"{teacher.base}/services/teacher/", timeout=60)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return teacher.http.post(f"{teacher.base}/services/teacher/{action}", data={**form, "_xsrf": xsrf}, timeout=60)

@@ -7,7 +7,7 @@ import time
 
 import pytest
 import requests
-from hubclient import ADMIN, HubSession, run_code, wait_for_route, wait_until
+from hubclient import ADMIN, HubSession, next_port_hook, run_code, teacher_page_post, wait_for_route, wait_until
 
 from hubstead.core import paths, usernames
 
@@ -18,13 +18,7 @@ SQUATTED_PORT = 47011
 # A student can bind every free high port (thousands of sockets), so whatever port the
 # spawner picks next may already be theirs. Made deterministic here: the next port the
 # spawner picks is the one Mallory holds.
-PORT_HOOK = f"""
-import systemdspawner.systemdspawner as _spawner_module
-
-_picks = [{SQUATTED_PORT}]
-_random_port = _spawner_module.random_port
-_spawner_module.random_port = lambda: _picks.pop() if _picks else _random_port()
-"""
+PORT_HOOK = next_port_hook(SQUATTED_PORT)
 
 
 def signed_in(name: str) -> HubSession:
@@ -307,12 +301,6 @@ def test_revoked_sudo_is_gone_from_the_running_server_too(hub, teacher):
     assert returncode != "0" and "hubstead-sudoers" not in groups
 
 
-def _teacher_page_post(teacher: HubSession, action: str, **form) -> requests.Response:
-    page = teacher.http.get("http://127.0.0.1/services/teacher/", timeout=60)
-    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
-    return teacher.http.post(f"http://127.0.0.1/services/teacher/{action}", data={**form, "_xsrf": xsrf}, timeout=60)
-
-
 def _open_lab(session: HubSession, name: str) -> requests.Response:
     """What the admin page's link to NAME's server does, agreeing to the hub's
     authorization page if it shows one."""
@@ -347,10 +335,10 @@ def test_a_teacher_cannot_act_as_a_sysadmin(hub, teacher, mallory):
         assert teacher.api("PATCH", f"/users/{ADMIN}", json={"admin": True}).status_code == 403
         assert teacher.api("PATCH", f"/users/{name}", json={"name": "renamed"}).status_code == 403
         # Her password through the teacher's page (a student's works: the form is right).
-        assert _teacher_page_post(teacher, "reset", name=student, password="reset-pass-1").status_code == 200
-        refused = _teacher_page_post(teacher, "reset", name=name, password="taken-over-1")
+        assert teacher_page_post(teacher, "reset", name=student, password="reset-pass-1").status_code == 200
+        refused = teacher_page_post(teacher, "reset", name=name, password="taken-over-1")
         assert refused.status_code == 403 and "users.sudoers" in refused.text
-        listed = _teacher_page_post(teacher, "add", names=f"{name},taken-over-1")
+        listed = teacher_page_post(teacher, "add", names=f"{name},taken-over-1")
         assert listed.status_code == 200 and "users.sudoers" in listed.text
         # Removing her, to add the name again as a user of one's own:
         removed = teacher.api("DELETE", f"/users/{name}")

@@ -1,5 +1,7 @@
 """The audit trail's journal entries (sent to a fake: nothing reaches the journal)."""
 
+import datetime
+
 import pytest
 
 from hubstead.core import audit
@@ -35,3 +37,14 @@ def test_a_journal_that_refuses_the_entry_does_not_undo_the_action(monkeypatch, 
     monkeypatch.setattr(audit, "send", refuse)
     audit.record("user-removed", "bob", actor="teacher")
     assert "user-removed bob not written to the journal" in caplog.text
+
+
+def test_an_entry_is_shown_as_when_who_what_on_what_then_its_own_fields():
+    when = datetime.datetime(2026, 3, 2, 9, 5, 7, tzinfo=datetime.timezone.utc)
+    entry = {"__REALTIME_TIMESTAMP": when, "SYSLOG_IDENTIFIER": "hubstead-audit", "_UID": 0,
+             "HUBSTEAD_TARGET": "ann", "HUBSTEAD_EVENT": "password-reset", "HUBSTEAD_USER": "teacher",
+             "HUBSTEAD_MUST_CHANGE": "true"}
+    shown = audit.summary(entry)
+    assert list(shown.items()) == [("time", when.astimezone().strftime("%Y-%m-%d %H:%M:%S")), ("user", "teacher"),
+                                   ("event", "password-reset"), ("target", "ann"), ("must_change", "true")]
+

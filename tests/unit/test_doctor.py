@@ -174,6 +174,19 @@ def test_the_hub_not_answering_through_the_proxy_fails():
     assert result.status == FAIL and "within 5 s" in result.message
 
 
+@pytest.mark.parametrize(("start", "status"), [(1024, OK), (max(paths.LOOPBACK_PORTS) + 1, OK),
+                                             (max(paths.LOOPBACK_PORTS), FAIL), (0, FAIL), (None, WARN)])
+def test_students_able_to_bind_the_hubs_loopback_ports_fail(start, status):
+    result = doctor.check_unprivileged_ports(start)
+    assert result.status == status
+    if status != OK:
+        assert "net.ipv4.ip_unprivileged_port_start" in result.fix and "sysctl --system" in result.fix
+
+
+def test_the_first_unprivileged_port_is_read_from_the_kernel():
+    assert 0 <= doctor.unprivileged_port_start() <= 65536
+
+
 def test_warnings_pass_and_a_failure_does_not():
     warned = [Result(OK, "a"), Result(WARN, "b", "do b")]
     assert doctor.passed(warned)
@@ -199,6 +212,7 @@ def machine(monkeypatch):
     monkeypatch.setattr(doctor.machine_status, "servers", lambda hub_users: [])
     monkeypatch.setattr(doctor, "python_error", lambda env, run_as=(): None)
     monkeypatch.setattr(doctor, "clock_synchronized", lambda: True)
+    monkeypatch.setattr(doctor, "unprivileged_port_start", lambda: 1024)
     return facts
 
 

@@ -1,4 +1,4 @@
-"""Day to day: `hubstead status`, `hubstead logs`, `hubstead doctor`."""
+"""Day to day: `hubstead status`, `hubstead logs`, `hubstead doctor`, `hubstead audit`."""
 
 import json
 import os
@@ -8,6 +8,7 @@ import click
 
 from hubstead import config
 from hubstead.cli.util import root_only
+from hubstead.core import audit as audit_trail
 from hubstead.core import paths, unixusers, usernames
 from hubstead.core.errors import HubsteadError
 from hubstead.hub.hubapi import HubAPI, HubAPIError
@@ -76,3 +77,24 @@ def doctor():
     results = machine_doctor.run(config.load())
     click.echo(machine_doctor.format_results(results))
     sys.exit(0 if machine_doctor.passed(results) else 1)
+
+
+@click.command()
+@click.option("--event", type=click.Choice(sorted(audit_trail.EVENTS)), help="Only this kind of action.")
+@click.option("--user", "actor", metavar="NAME", help="Only actions by NAME (a teacher, a sudo user, root).")
+@click.option("--target", metavar="NAME", help="Only actions on NAME (a hub user, a setting).")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%d %H:%M", "%Y-%m-%d %H:%M:%S"]),
+              help="Only from this local time on (YYYY-MM-DD [HH:MM[:SS]]).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per action (for scripts).")
+@root_only
+def audit(event, actor, target, since, as_json):
+    """Who did what to whom: the audit trail, oldest first. Only entries root's processes
+    wrote (the hub, the teacher's page, hubstead commands): a user's forged ones are not shown."""
+    for entry in audit_trail.trail(event, actor, target, since.astimezone() if since else None):
+        shown = audit_trail.summary(entry)
+        if as_json:
+            click.echo(json.dumps(shown))
+            continue
+        values = list(shown.values())
+        extra = " ".join(f"{k}={v}" for k, v in list(shown.items())[len(audit_trail.SHOWN) + 1:])
+        click.echo("  ".join(values[:len(audit_trail.SHOWN) + 1] + ([extra] if extra else [])))

@@ -96,6 +96,10 @@ HUB_PORT = 881
 TEACHER_PORT = 882
 TRAEFIK_API_PORT = 883
 ACME_CHALLENGE_PORT = 884  # certbot's standalone server, behind traefik's challenge route
+LOOPBACK_PORTS = (HUB_PORT, TEACHER_PORT, TRAEFIK_API_PORT, ACME_CHALLENGE_PORT)
+# Ports from here up any process may bind; the loopback ports must stay below it (Linux's
+# default is 1024; a container runtime may lower it, even to 0).
+UNPRIVILEGED_PORT_START = Path("/proc/sys/net/ipv4/ip_unprivileged_port_start")
 
 # systemd units Hubstead installs (the roles write them; commands restart them).
 HUB_UNIT = "jupyterhub.service"

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 from systemdspawner import SystemdSpawner
+from systemdspawner import systemd as systemd_run
 from traitlets import Dict, Integer, List, Unicode, default
 
 from hubstead.config.schema import memory_bytes
@@ -36,6 +37,16 @@ PORT_ATTEMPTS = 3  # ports tried for one start before giving up
 # they imply NoNewPrivileges, so users.sudoers' servers go without them.
 KERNEL_PROTECTION = ("ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectHostname",
                      "RestrictRealtime", "LockPersonality")
+# Machine-wide scratch directories every user may write (only /tmp and /var/tmp are made
+# private by PrivateTmp): each server gets empty ones of its own instead, so nothing in
+# them is a classmate's to read, nor a name a classmate made first. (`mode`: as the
+# originals, sticky and world-writable: the server's own processes share them.)
+PRIVATE_SCRATCH = ("/dev/shm", "/run/lock")
+SCRATCH_OPTIONS = "mode=1777,nosuid,nodev"
+# Open files of each of a server's processes (its hard limit too, so no process raises
+# it): a student's process holding a socket on every port of the ephemeral range would
+# stop every server start of the class (and every outgoing connection) on the machine.
+OPEN_FILES_MAX = 4096
 # How often a waiting student's progress page is refreshed even when the queue is still.
 QUEUE_PROGRESS_SECONDS = 5
 
@@ -101,9 +112,12 @@ class HubsteadSpawner(SystemdSpawner):
         # ProtectProc=invisible: the server sees only its own user's processes, never
         # another's command line (an installer's or a config command's arguments). The
         # kernel's knobs, modules, logs and cgroups stay out of reach even of a sudoer's
-        # root. (No PrivateDevices: a course may use the machine's GPU.)
+        # root. (No PrivateDevices: a course may use the machine's GPU.) System V IPC
+        # and POSIX message queues, /dev/shm and /run/lock: the server's own.
         return {"IPAddressDeny": METADATA_ADDRESSES, "OOMPolicy": "continue", "ProtectProc": "invisible",
-                "ProtectControlGroups": "yes", **dict.fromkeys(KERNEL_PROTECTION, "yes")}
+                "ProtectControlGroups": "yes", **dict.fromkeys(KERNEL_PROTECTION, "yes"),
+                "PrivateIPC": "yes", "TemporaryFileSystem": " ".join(f"{d}:{SCRATCH_OPTIONS}" for d in PRIVATE_SCRATCH),
+                "LimitNOFILE": str(OPEN_FILES_MAX)}
 
     @default("oauth_access_scopes")
     def _oauth_access_scopes_default(self):
@@ -250,7 +264,7 @@ class HubsteadSpawner(SystemdSpawner):
             # A connect is cheap; the kernel's socket tables (all of the machine's sockets)
             # are read only once something accepts.
             if await _accepts(ip, port):
-                owners = sockets.listener_uids(port)
+                owners = sockets.receiver_uids(ip, port)
                 if owners - {uid}:
                     return False
                 if uid in owners:
@@ -258,15 +272,26 @@ class HubsteadSpawner(SystemdSpawner):
             # Asking systemd costs a process: only now and then. (The unit's own state: the
             # revoked-groups check of our poll() has nothing to find in a server just started.)
             if attempt % UNIT_CHECK_EVERY == 0 and await super().poll() is not None:
-                if sockets.listener_uids(port) - {uid}:
+                if sockets.receiver_uids(ip, port) - {uid}:
                     return False  # it exited because the port was taken (port_retries=0)
                 raise RuntimeError(f"{self._log_name}: the server exited while starting "
                                    f"(journalctl -u {self.unit_name})")
             await asyncio.sleep(READY_POLL_SECONDS)
 
     def get_args(self):
-        # On a taken port the server must fail, not quietly listen on the next one.
-        return [*super().get_args(), "--ServerApp.port_retries=0"]
+        # On a taken port the server must fail, not quietly listen on the next one. Kernels
+        # talk to the server over Unix sockets (zmq's ipc), not loopback TCP ports, which
+        # any classmate could connect to (and subscribe to everything a kernel publishes).
+        return [*super().get_args(), "--ServerApp.port_retries=0", "--KernelManager.transport=ipc"]
+
+    def get_env(self):
+        env = super().get_env()
+        # Where the kernels' sockets (and connection files) go: the unit's runtime
+        # directory, which systemd makes for its user alone (0700) and removes when the
+        # server stops; its path is short enough for a socket's (108 bytes) where
+        # ~/.local/share/jupyter/runtime is not, with a long user name.
+        env["JUPYTER_RUNTIME_DIR"] = str(Path(systemd_run.RUN_ROOT) / self.unit_name)
+        return env
 
     async def _start_unit(self):
         # Fallback for users added before Hubstead managed the machine: the account

@@ -169,6 +169,20 @@ def check_clock(synchronized: bool | None) -> Result:
     return Result(WARN, "the clock is not synchronized: logins, tokens and certificates depend on it", fix)
 
 
+def check_unprivileged_ports(start: int | None) -> Result:
+    """``start``: the first port any process may bind (None: unknown)."""
+    needed = max(paths.LOOPBACK_PORTS) + 1
+    setting = f"net.ipv4.{paths.UNPRIVILEGED_PORT_START.name}"
+    fix = (f"echo '{setting} = 1024' | sudo tee /etc/sysctl.d/60-hubstead-ports.conf "
+           "&& sudo sysctl --system")
+    if start is None:
+        return Result(WARN, f"cannot read {setting}: whether students can bind the hub's ports is unknown", fix)
+    if start < needed:
+        return Result(FAIL, f"{setting} is {start}: students can bind the hub's loopback ports "
+                            f"({', '.join(map(str, paths.LOOPBACK_PORTS))}) and receive their logins", fix)
+    return Result(OK, f"{setting} is {start}: only root binds the hub's loopback ports")
+
+
 def check_hub(error: str | None) -> Result:
     if error is None:
         return Result(OK, "the hub answers through the proxy")
@@ -198,6 +212,13 @@ def listeners(port: int) -> list[Listener] | None:
     if out.strip() and not found:
         return None  # sockets, but their processes are hidden from us
     return [Listener(name, pid, _service_of(pid)) for name, pid in sorted(found)]
+
+
+def unprivileged_port_start() -> int | None:
+    try:
+        return int(paths.UNPRIVILEGED_PORT_START.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def resolve(name: str) -> list[str] | None:
@@ -276,6 +297,7 @@ def run(effective: Settings) -> list[Result]:
     ports = [effective["http"]["port"]] + ([https["port"]] if https["mode"] != "off" else [])
     results += [check_port(port, listeners(port), proxy_pids) for port in ports]
     results.append(check_hub(_hub_error(effective)))
+    results.append(check_unprivileged_ports(unprivileged_port_start()))
     if https["mode"] != "off":
         results.append(_certificate(effective))
     if https["mode"] == "letsencrypt":
