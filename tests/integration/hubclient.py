@@ -1,6 +1,7 @@
 """What a browser and a notebook client do against the hub, with requests."""
 
 import json
+import re
 import time
 import uuid
 
@@ -9,6 +10,7 @@ import websocket
 
 BASE = "http://127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "teacher", "S3cret-teacher"
+TEACHER_PAGE = f"{BASE}/services/teacher/"
 
 
 class HubSession:
@@ -58,6 +60,13 @@ class HubSession:
         r = self.api("POST", f"/users/{name}/tokens", json={"note": "tests", "expires_in": 3600})
         r.raise_for_status()
         return r.json()["token"]
+
+
+def teacher_page_post(teacher: HubSession, action: str, **form) -> requests.Response:
+    """A form of the teacher's page sent from ``teacher``'s browser session."""
+    page = teacher.http.get(TEACHER_PAGE, timeout=60)
+    xsrf = re.search(r'name="_xsrf" value="([^"]+)"', page.text).group(1)
+    return teacher.http.post(f"{TEACHER_PAGE}{action}", data={**form, "_xsrf": xsrf}, timeout=60)
 
 
 def wait_for_route(name: str, token: str, base: str = BASE, timeout: float = 30) -> None:
