@@ -5,7 +5,6 @@ a teacher's page checks links on the hub; a student's running server meddles wit
 home while root restores a backup."""
 
 import re
-import time
 from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 import pytest
@@ -17,10 +16,12 @@ from hubstead.core import paths, usernames
 pytestmark = pytest.mark.integration
 
 MALLORY, PASSWORD = "mallory", "attack-pass-1"
-# Mallory's web server (dumb-HTTP git repositories), in her own server on loopback.
-REPO_PORT = 47123
+# Mallory's services, in her own server on loopback: git daemon (nbgitpuller clones
+# shallow, which git's dumb HTTP cannot serve) and a web server with a request log.
+GIT_PORT = 47125
+REPOS = f"git://127.0.0.1:{GIT_PORT}"
+WEB_PORT = 47123
 CLOSED_PORT = 47124  # nothing listens here
-REPOS = f"http://127.0.0.1:{REPO_PORT}"
 # What her repositories hold: a file an IPython kernel runs at its start, if it is in
 # ~/.ipython/profile_default/startup. A teacher's kernel would hand her the course folder.
 PLANTED = "00-planted.py"
@@ -40,9 +41,12 @@ def repo(name, files):
     subprocess.run(["git", "-C", bare, "update-server-info"], check=True)
 repo("startup.git", {{"{PLANTED}": {PAYLOAD!r}}})
 repo(".ipython", {{"profile_default/startup/{PLANTED}": {PAYLOAD!r}}})
+srv = os.path.expanduser("~/srv")
+subprocess.Popen(["git", "daemon", "--export-all", "--reuseaddr", f"--base-path={{srv}}", "--listen=127.0.0.1",
+                  "--port={GIT_PORT}", srv], start_new_session=True)
 log = open(os.path.expanduser("~/requests.log"), "a")
-subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{REPO_PORT}",
-                  "--directory", os.path.expanduser("~/srv")], stdout=log, stderr=log, start_new_session=True)
+subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{WEB_PORT}", "--directory", srv],
+                 stdout=log, stderr=log, start_new_session=True)
 """
 
 
@@ -56,10 +60,9 @@ def mallory(hub):
     add_user(hub, MALLORY)
     _, token = own_server(MALLORY, PASSWORD)
     run_code(MALLORY, token, SERVE)
-    deadline = time.monotonic() + 30
-    while requests.get(f"{REPOS}/startup.git/info/refs", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline, "Mallory's repositories are not served"
-        time.sleep(0.3)
+    hub.tb.run("sh", "-c", f"for i in $(seq 100); do git ls-remote {REPOS}/startup.git >/dev/null 2>&1 && exit 0; "
+                           "sleep 0.3; done; exit 1")
+    assert requests.get(f"http://127.0.0.1:{WEB_PORT}/", timeout=30).status_code == 200
     return token
 
 
@@ -144,16 +147,16 @@ def check_link(teacher: HubSession, repo: str) -> requests.Response:
 @pytest.mark.parametrize("host", CHECKED_HOSTS)
 def test_the_link_checker_refuses_loopback_and_link_local_in_any_spelling(teacher, mallory, host):
     before = requests_mallory_saw(mallory)
-    r = check_link(teacher, f"http://{host}:{REPO_PORT}/startup.git")
+    r = check_link(teacher, f"http://{host}:{WEB_PORT}/startup.git")
     assert r.status_code == 400 and r.text.count("\n") == 0, r.text
     assert host.strip("[]") in r.text and "public" in r.text, r.text
     assert requests_mallory_saw(mallory) == before  # nothing reached her server
 
 
 def test_the_link_checker_says_the_same_for_an_open_and_a_closed_port(teacher, mallory):
-    said = [check_link(teacher, f"http://127.0.0.1:{port}/startup.git") for port in (REPO_PORT, CLOSED_PORT)]
+    said = [check_link(teacher, f"http://127.0.0.1:{port}/startup.git") for port in (WEB_PORT, CLOSED_PORT)]
     assert [r.status_code for r in said] == [400, 400]
-    assert said[0].text.replace(str(REPO_PORT), "P") == said[1].text.replace(str(CLOSED_PORT), "P"), \
+    assert said[0].text.replace(str(WEB_PORT), "P") == said[1].text.replace(str(CLOSED_PORT), "P"), \
         [r.text for r in said]
 
 
