@@ -450,8 +450,8 @@ def _set_aside(parent: int, name: str, path: str, kind: str) -> SetAside:
         except FileNotFoundError:
             os.rename(name, new, src_dir_fd=parent, dst_dir_fd=parent)
             return SetAside(path, kind, f"{path.rsplit('/', 1)[0]}/{new}")
-    raise BackupError(f"{path}: {kind} here, {name}.before-restore-1..999 all taken; move them away and "
-                      "restore again")
+    raise BackupError(f"{path}: {kind} here, and {name}.before-restore and its -2 to -999 are all taken: "
+                      "move them away and restore again")
 
 
 def _put(tar: tarfile.TarFile, info: tarfile.TarInfo, root: Path, parts: list[str], owner: tuple[int, int],
