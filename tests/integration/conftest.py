@@ -29,6 +29,10 @@ class InstalledHub:
     def bootstrap(self, *extra: str):
         return self.tb.run("python3", "/opt/src/bin/bootstrap.py", *INSTALL_ARGS, *extra, timeout=1200)
 
+    def home(self, unix_name: str) -> str:
+        """A Unix account's home on the target."""
+        return self.tb.run("getent", "passwd", unix_name).stdout.split(":")[5]
+
     def wait_http(self, url: str, timeout: float = 60, status: int | None = None) -> requests.Response:
         """The first answer below 500 (or with ``status``): traefik answers 404 before it
         has read its routes, and 502 until the hub behind a route listens."""

@@ -10,6 +10,7 @@ import websocket
 
 BASE = "http://127.0.0.1"
 ADMIN, ADMIN_PASSWORD = "teacher", "S3cret-teacher"
+TEACHER_PAGE = f"{BASE}/services/teacher/"
 
 
 class HubSession:

@@ -127,6 +127,8 @@ def hub_calls(monkeypatch):
     """What restore did to the hub: stopped it, applied the settings (nothing real)."""
     calls = []
     monkeypatch.setattr(backup, "_stop_hub", lambda: calls.append("stop"))
+    monkeypatch.setattr(backup, "_stop_servers", lambda: calls.append("stop servers"))
+    monkeypatch.setattr(backup, "_start_hub", lambda: calls.append("start") or "the hub was started again")
     monkeypatch.setattr(provision, "run", lambda effective: calls.append(("apply", effective)) or (None, 0.5))
     return calls
 
@@ -175,7 +177,7 @@ def test_round_trip_into_an_empty_tree_gives_back_the_same_files(made, machine_a
     assert db.execute("SELECT name FROM users").fetchall() == [("alice",), ("bob",), ("teacher",)]
     assert db.execute("SELECT name FROM groups").fetchall() == [("lab",)]
     assert PasswordStore(paths.PASSWORD_STORE).verify("alice", "alice-password")
-    assert hub_calls == ["stop", ("apply", config.load())]
+    assert hub_calls == ["stop", "stop servers", ("apply", config.load())]
     assert restored["new_unix"] == {"jupyter-alice": "jupyter-alice", "jupyter-bob": "jupyter-bob",
                                     "jupyter-teacher": "jupyter-teacher"}
 
@@ -343,3 +345,44 @@ def test_a_failed_backup_leaves_the_previous_one_whole_and_no_half_file(machine_
         backup.backup(tmp_path / "x.hsb", homes=True, accounts=accounts)
     assert [p.name for p in tmp_path.iterdir() if "hsb" in p.name] == ["x.hsb"]
     assert (tmp_path / "x.hsb").read_text() == "last week's backup"
+
+
+def test_entries_of_another_kind_are_set_aside_and_named(made, machine_a, tmp_path, monkeypatch, hub_calls):
+    a_root, _ = machine_a
+    b_root, accounts = machine_b(tmp_path, monkeypatch)
+    home = b_root / "home" / "jupyter-alice"
+    home.mkdir(parents=True)
+    (home / "run.sh").mkdir()  # a directory where the backup has a file
+    (home / "run.sh" / "mine.txt").write_text("kept")
+    (home / "elsewhere").mkdir()
+    (home / "work").symlink_to("elsewhere")  # a link where the backup has a directory
+    (home / "work.before-restore").write_text("an older one")  # the first free name is taken
+    restored = backup.restore(made, accounts=accounts)
+    assert restored["set_aside"] == [
+        backup.SetAside(f"{home}/run.sh", "a directory", f"{home}/run.sh.before-restore"),
+        backup.SetAside(f"{home}/work", "a link", f"{home}/work.before-restore-2"),
+    ]
+    assert (home / "run.sh.before-restore" / "mine.txt").read_text() == "kept"
+    assert os.readlink(home / "work.before-restore-2") == "elsewhere"
+    assert (home / "work" / "alice.py").read_text() == "print('alice')\n"
+    assert list((home / "elsewhere").iterdir()) == []  # nothing went through the link
+    assert hub_calls[-1][0] == "apply"
+
+
+def test_a_restore_that_fails_half_way_changes_no_setting_and_starts_the_hub(made, tmp_path, monkeypatch, hub_calls):
+    _, accounts = machine_b(tmp_path, monkeypatch)
+    put = backup._put
+
+    def failing(tar, info, root, parts, *args):
+        if parts == ["work", "bob.py"]:
+            raise OSError(28, "No space left on device")
+        return put(tar, info, root, parts, *args)
+
+    monkeypatch.setattr(backup, "_put", failing)
+    with pytest.raises(backup.BackupError, match="No space left on device") as e:
+        backup.restore(made, accounts=accounts)
+    assert "\n" not in str(e.value) and "the hub was started again" in str(e.value)
+    assert hub_calls == ["stop", "stop servers", "start"]
+    assert not paths.CONFIG_FILE.exists() and not paths.PASSWORD_STORE.exists() and not paths.HUB_DB.exists()
+    assert not paths.TLS_DIR.exists() and not any(p.name.startswith(".") for p in paths.HUB_DB.parent.iterdir()
+                                                  if p.name not in LOCKS)

@@ -1,6 +1,7 @@
 """Course material links: what a teacher's form may hold, the URL a student follows, and
 the repository asked before the link is handed out (a real git daemon on loopback)."""
 
+import re
 import socket
 import subprocess
 import time
@@ -8,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from hubstead.classroom import links
+from hubstead.classroom import links, pullguard
 
 
 @pytest.mark.parametrize("repo, branch, path, app, says", [
@@ -74,16 +75,61 @@ def daemon(tmp_path_factory):
     server.wait()
 
 
+# The test's git daemon is on loopback: a network the sysadmins allowed (hub.course_link_networks).
+LOOPBACK = ["127.0.0.0/8", "::1/128"]
+
+
 def test_a_repository_with_the_branch_passes(daemon):
-    links.check_branch(daemon, "main")
+    links.check_branch(daemon, "main", LOOPBACK)
+
+
+def test_a_name_is_held_to_the_address_it_was_checked_at(daemon):
+    # localhost resolves to ::1 too, where the daemon does not listen: git gets 127.0.0.1.
+    links.check_branch(daemon.replace("127.0.0.1", "localhost"), "main", LOOPBACK)
 
 
 def test_a_missing_branch_is_named(daemon):
     with pytest.raises(links.LinkRefused, match="has no branch 'mian'"):
-        links.check_branch(daemon, "mian")
+        links.check_branch(daemon, "mian", LOOPBACK)
 
 
 def test_a_repository_that_does_not_answer_is_named():
     url = f"git://127.0.0.1:{_free_port()}/course.git"
     with pytest.raises(links.LinkRefused, match=f"repository {url}: not reachable as a git repository"):
-        links.check_branch(url, "main")
+        links.check_branch(url, "main", LOOPBACK)
+
+
+@pytest.mark.parametrize("repo, kind", [
+    ("git://127.1/course.git", "loopback"), ("http://0x7f000001/course.git", "loopback"),
+    ("http://[::ffff:127.0.0.1]/course.git", "loopback"), ("https://localhost/course.git", "loopback"),
+    ("http://[::1]:8080/course.git", "loopback"), ("http://169.254.169.254/course.git", "link-local"),
+    ("http://10.1.2.3/course.git", "private"), ("http://0.0.0.0/course.git", "private"),
+    ("http://[fe80::1]/course.git", "link-local"), ("git://224.0.0.1/course.git", "multicast"),
+])
+def test_no_address_but_a_public_one_is_asked(repo, kind):
+    # Only resolved, never connected to: the refusal comes first, the same for every port.
+    host = urlsplit(repo).hostname
+    with pytest.raises(links.LinkRefused, match=rf"^repository {re.escape(repo)}: {re.escape(host)} is an? {kind} "
+                                                r"address \(.*\), not a public one"):
+        links.check_branch(repo, "main")
+
+
+def test_an_allowed_network_is_asked_and_others_still_are_not():
+    with pytest.raises(links.LinkRefused, match="private"):
+        links.check_branch("http://10.1.2.3/course.git", "main", ["10.2.0.0/16"])
+
+
+@pytest.mark.parametrize("folder", ["course", "week_1", "Course-2", "a.b", "x" * 100])
+def test_a_plain_folder_name_may_be_filled(folder):
+    assert pullguard.folder_refused(folder) is None
+
+
+@pytest.mark.parametrize("folder", [".ipython", ".", "..", "a/b", "/home/x", "", "-x", "a b", "x" * 101,
+                                    "week1/../.ipython", "ü"])
+def test_anything_but_a_plain_folder_name_is_refused(folder):
+    assert pullguard.folder_refused(folder).startswith(f"folder {folder!r}: a course link may only fill")
+
+
+def test_a_repository_whose_folder_would_be_a_dot_name_gets_no_link():
+    with pytest.raises(links.LinkRefused, match=r"repository https://h/org/\.ipython\.git: its folder '\.ipython'"):
+        links.check_form("https://h/org/.ipython.git", "main", "", "lab")

@@ -21,10 +21,11 @@ from hubstead.machine import converge
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 VARIABLE = re.compile(r"\b(hubstead_[a-z0-9_]+)")
-# Computed for each run or machine (settings digest, Miniforge for this architecture):
-# the defaults cannot hold Hubstead's value and say what an empty one does instead.
+# Computed for each run or machine (settings digest, Miniforge for this architecture,
+# where the hub environment has Hubstead's files): the defaults cannot hold Hubstead's
+# value and say what an empty one does instead.
 PER_RUN = {"hubstead_hub_config_digest", "hubstead_user_env_conda_installer_url",
-           "hubstead_user_env_conda_installer_sha256"}
+           "hubstead_user_env_conda_installer_sha256", "hubstead_user_env_pull_guard_source"}
 
 
 def _role_dirs() -> list[Path]:

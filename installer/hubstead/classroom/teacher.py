@@ -267,7 +267,7 @@ class CourseLink(TeacherHandler):
         repo, branch, path, app = (self.get_body_argument(field, default).strip() for field, default in
                                    (("repo", ""), ("branch", "main"), ("path", ""), ("app", "lab")))
         links.check_form(repo, branch, path, app)
-        await asyncio.to_thread(links.check_branch, repo, branch)
+        await asyncio.to_thread(links.check_branch, repo, branch, self.effective["hub"]["course_link_networks"])
         # The hub's address as the teacher reached it (traefik passes the Host on).
         scheme = self.request.headers.get("X-Forwarded-Proto", self.request.protocol)
         hub_url = f"{scheme}://{self.request.host}{os.environ.get('JUPYTERHUB_BASE_URL', '/')}"

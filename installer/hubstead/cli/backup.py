@@ -42,4 +42,7 @@ def restore_command(file):
     click.echo(f"restored {file}: {_holds(restored)}")
     for user in restored["users"]:
         click.echo(f"  {user['name']}: Unix account {restored['new_unix'][user['unix_name']]}")
+    for entry in restored["set_aside"]:
+        click.echo(f"  {entry.path} ({entry.kind} here) set aside as {entry.now} "
+                   "(the backup has another kind of entry there)")
     click.echo(f"the hub answered {restored['waited']:.1f} s later")

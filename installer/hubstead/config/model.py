@@ -81,6 +81,7 @@ class Services(TypedDict):
 
 class Hub(TypedDict):
     csp_frame_ancestors: list[str]
+    course_link_networks: list[str]
 
 
 class Manual(TypedDict):

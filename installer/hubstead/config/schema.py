@@ -219,6 +219,14 @@ def _check_origins(key, value):
             _refuse(key, origin, "origins like https://lms.example.edu (scheme and host, no path)")
 
 
+def is_network(text: str) -> bool:
+    try:
+        ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_optional_path(key, value):
     if value is not None and (not isinstance(value, str) or not value.startswith("/")):
         _refuse(key, value, "an absolute path like /etc/ssl/hub/fullchain.pem, or null")
@@ -391,6 +399,11 @@ SCHEMA = (
             "stop servers older than this many seconds, idle or not (0: never)"),
     Setting("hub.csp_frame_ancestors", [], _check_origins,
             "origins that may embed the hub and JupyterLab in an iframe, e.g. `[https://lms.example.edu]`"),
+    Setting("hub.course_link_networks", [],
+            _check_each(is_network, "networks like 10.0.0.0/8 or addresses like 192.0.2.7"),
+            "networks that course links' repositories may be on although they are not public, e.g. "
+            "`[10.1.0.0/16]` for the school's own git server: the teacher's page asks a repository from the hub, "
+            "so it refuses loopback, link-local, private and reserved addresses otherwise"),
     Setting("https.mode", "off", _check_choice("off", "selfsigned", "manual", "letsencrypt"),
             "`off`, `selfsigned`, `manual` or `letsencrypt`", **PROXY),
     Setting("https.address", "", _check_listen_address, "where HTTPS is served: an address", **PROXY,

@@ -24,6 +24,7 @@ USER_ENV_WHEELHOUSE = Path("/run/hubstead-wheelhouse")
 # and JUPYTER_PATH): root's files, outside the environment, which root never writes into.
 SERVER_CONFIG_DIR = PREFIX / "etc" / "jupyter"
 SERVER_DATA_DIR = PREFIX / "share" / "jupyter"
+SERVER_PYTHON_DIR = PREFIX / "lib" / "server-python"  # on the servers' PYTHONPATH: the course link guard
 # Kernels every server finds: an extra environment's is KERNEL_PREFIX + its name, so it
 # never takes the name of python3 or ir.
 KERNELS_DIR = SERVER_DATA_DIR / "kernels"
@@ -127,6 +128,10 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 DATA_DIR = Path(__file__).resolve().parents[1] / "_data"
 ROLES_DIR = DATA_DIR / "roles"
 TEMPLATES_DIR = DATA_DIR / "templates"
+# The course link guard: a file of this package that the user_env role copies into the
+# user environment as a Jupyter server extension module of this name.
+PULL_GUARD_SOURCE = Path(__file__).resolve().parents[1] / "classroom" / "pullguard.py"
+PULL_GUARD_MODULE = "hubstead_pullguard"
 BOOTSTRAP = DATA_DIR / "bootstrap.py"  # the installer, for `hubstead upgrade`
 # On a host run over SSH (--host): bootstrap.py and the wheel, or a backup on its way,
 # for one command's time (mktemp's template).

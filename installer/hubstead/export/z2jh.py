@@ -388,6 +388,8 @@ def export(effective: Settings, snippets: dict[str, str], with_secrets: bool = F
         hub_config.setdefault("KubeSpawner", {})["args"] = here["Spawner"]["args"]
     out.rows.append(Row("hub.csp_frame_ancestors", MAPPED,
                         "hub.config.JupyterHub.tornado_settings and hub.config.KubeSpawner.args"))
+    out.rows.append(Row("hub.course_link_networks", UNMAPPED,
+                        "the teacher's page, which makes and checks course links, is Hubstead's only"))
     _https(effective, out)
     extra = {}
     for name in sorted(snippets):

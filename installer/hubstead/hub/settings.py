@@ -154,7 +154,8 @@ def jupyterhub_settings(effective: Settings, hub_secrets: dict) -> dict:
             "disable_user_config": True,
             # Root's settings and kernels, outside the environment (its owner's).
             "environment": {"JUPYTER_CONFIG_PATH": str(paths.SERVER_CONFIG_DIR),
-                            "JUPYTER_PATH": str(paths.SERVER_DATA_DIR)},
+                            "JUPYTER_PATH": str(paths.SERVER_DATA_DIR),
+                            "PYTHONPATH": str(paths.SERVER_PYTHON_DIR)},
         },
         "HubsteadSpawner": {
             "sudoers": sorted(users["sudoers"]),

@@ -33,7 +33,7 @@ from pathlib import Path
 
 from hubstead import __version__, config
 from hubstead.config.schema import ConfigError
-from hubstead.core import credentials, paths, unixusers, usernames
+from hubstead.core import credentials, paths, systemd, unixusers, usernames
 from hubstead.core.errors import HubsteadError
 from hubstead.core.files import locked, write_atomic
 from hubstead.core.passwords import PasswordStore
@@ -422,10 +422,43 @@ def _open_dir(root: Path, parts: list[str]) -> int:
     return fd
 
 
+def _kind(mode: int) -> str:
+    return "a directory" if stat.S_ISDIR(mode) else "a link" if stat.S_ISLNK(mode) else "a file"
+
+
+def _member_kind(info: tarfile.TarInfo) -> str:
+    return "a directory" if info.isdir() else "a link" if info.issym() else "a file"
+
+
+@dataclasses.dataclass(frozen=True)
+class SetAside:
+    """An entry of a home or the course folder that was of another kind than the backup's
+    (a directory where the backup has a file, a link where it has a directory, …): kept
+    under a new name next to it, and said."""
+    path: str
+    kind: str  # what it was here: a directory, a link, a file
+    now: str  # where it is now
+
+
+def _set_aside(parent: int, name: str, path: str, kind: str) -> SetAside:
+    """Rename entry ``name`` of directory ``parent`` to a free name beside it (the link
+    itself, never what it points to)."""
+    for n in range(1, 1000):
+        new = f"{name}.before-restore" + (f"-{n}" if n > 1 else "")
+        try:
+            os.stat(new, dir_fd=parent, follow_symlinks=False)
+        except FileNotFoundError:
+            os.rename(name, new, src_dir_fd=parent, dst_dir_fd=parent)
+            return SetAside(path, kind, f"{path.rsplit('/', 1)[0]}/{new}")
+    raise BackupError(f"{path}: {kind} here, and {name}.before-restore and its -2 to -999 are all taken: "
+                      "move them away and restore again")
+
+
 def _put(tar: tarfile.TarFile, info: tarfile.TarInfo, root: Path, parts: list[str], owner: tuple[int, int],
-         accounts: Accounts) -> None:
-    """Create member ``info`` as ``root``/``parts``, owned by ``owner``. Never set-id files:
-    a restore is no way to make one."""
+         accounts: Accounts, aside: list[SetAside]) -> None:
+    """Create member ``info`` as ``root``/``parts``, owned by ``owner``. An entry there of
+    another kind is set aside (recorded in ``aside``); a directory is merged into, a file
+    or a link replaced. Never set-id files: a restore is no way to make one."""
     parent = _open_dir(root, parts[:-1])
     name = parts[-1]
     try:
@@ -433,9 +466,9 @@ def _put(tar: tarfile.TarFile, info: tarfile.TarInfo, root: Path, parts: list[st
             existing = os.stat(name, dir_fd=parent, follow_symlinks=False)
         except FileNotFoundError:
             existing = None
-        if existing and stat.S_ISDIR(existing.st_mode) and not info.isdir():
-            raise BackupError(f"{root}/{'/'.join(parts)} is a directory here and a file in the backup: "
-                              "move it away and restore again")
+        if existing and _kind(existing.st_mode) != _member_kind(info):
+            aside.append(_set_aside(parent, name, f"{root}/{'/'.join(parts)}", _kind(existing.st_mode)))
+            existing = None
         if existing and not stat.S_ISDIR(existing.st_mode):
             os.unlink(name, dir_fd=parent)
         if info.issym():
@@ -465,8 +498,8 @@ def _put(tar: tarfile.TarFile, info: tarfile.TarInfo, root: Path, parts: list[st
         os.close(parent)
 
 
-def _put_db(tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
-    """Replace the hub's database (the hub is stopped) with the one in the backup."""
+def _stage_db(tar: tarfile.TarFile, info: tarfile.TarInfo) -> Path:
+    """The database in the backup, written whole next to the hub's (which it replaces last)."""
     fd, tmp = tempfile.mkstemp(dir=paths.HUB_DB.parent, prefix=f".{paths.HUB_DB.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
@@ -475,11 +508,10 @@ def _put_db(tar: tarfile.TarFile, info: tarfile.TarInfo) -> None:
             shutil.copyfileobj(member, f, CHUNK)
             f.flush()
             os.fsync(f.fileno())
-        discard_write_ahead_log()
-        os.replace(tmp, paths.HUB_DB)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return Path(tmp)
 
 
 class _IdMap:
@@ -504,13 +536,17 @@ class _IdMap:
 
 
 def _put_back(path: Path, manifest: dict, users: list[User], new_unix: dict[str, str],
-              accounts: Accounts) -> None:
-    """Put every member back: state files through their owners, state directories
-    swapped in whole once complete, homes and the course folder merged."""
+              accounts: Accounts) -> list[SetAside]:
+    """Put every member back: homes and the course folder merged as they come, then (only
+    once all of that went through) the state: the hub database, the files through their
+    owners, the directories swapped in whole. Returns the entries set aside."""
     id_map = _IdMap(manifest, users, new_unix, accounts)
     homes = {unix: (accounts.home(new), accounts.ids(new)) for unix, new in new_unix.items()}
     files, dirs = _state_files(), _state_dirs()
     staged: dict[str, Path] = {}
+    staged_files: dict[str, str] = {}
+    staged_db: Path | None = None
+    aside: list[SetAside] = []
     try:
         with open(path, "rb") as raw, lzma.open(raw) as xz, tarfile.open(fileobj=xz, mode="r|") as tar:
             for info in tar:
@@ -519,39 +555,47 @@ def _put_back(path: Path, manifest: dict, users: list[User], new_unix: dict[str,
                 if info.name == MANIFEST:
                     continue
                 if info.name == HUB_DB_MEMBER:
-                    _put_db(tar, info)
+                    staged_db = _stage_db(tar, info)
                 elif info.name in files:
-                    _put_state_file(tar, info, files[info.name])
+                    member = tar.extractfile(info)
+                    assert member is not None  # a regular file always has one
+                    staged_files[info.name] = member.read().decode()
                 elif top in dirs and len(parts) == 2 and info.isdir():
                     target = dirs[top]
                     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
                     staged[top] = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.restore-"))
                     staged[top].chmod(info.mode)
                 elif top in dirs:
-                    _put(tar, info, staged[top], parts[2:], (0, 0), accounts)
+                    _put(tar, info, staged[top], parts[2:], (0, 0), accounts, aside)
                 elif parts[0] == "homes" and len(parts) > 2:
                     home, owner = homes[parts[1]]
                     assert owner is not None  # made by accounts.ensure
                     # A home is its student's, whatever the numbers were on the old machine.
-                    _put(tar, info, home, parts[2:], owner, accounts)
+                    _put(tar, info, home, parts[2:], owner, accounts, aside)
                 elif parts[0] == "shared" and len(parts) > 1:
-                    _put(tar, info, paths.SHARED_DIR, parts[1:], id_map(info.uid, info.gid), accounts)
+                    _put(tar, info, paths.SHARED_DIR, parts[1:], id_map(info.uid, info.gid), accounts, aside)
+        if staged_db is not None:
+            discard_write_ahead_log()
+            os.replace(staged_db, paths.HUB_DB)
+            staged_db = None
+        for name, text in staged_files.items():
+            _put_state_file(name, text, files[name])
         for top, staging in list(staged.items()):
             _swap_in(staging, dirs[top])
             del staged[top]
     finally:
         for staging in staged.values():
             shutil.rmtree(staging, ignore_errors=True)
+        if staged_db is not None:
+            staged_db.unlink(missing_ok=True)
+    return aside
 
 
-def _put_state_file(tar: tarfile.TarFile, info: tarfile.TarInfo, target: Path) -> None:
-    member = tar.extractfile(info)
-    assert member is not None  # a regular file always has one
-    text = member.read().decode()
+def _put_state_file(name: str, text: str, target: Path) -> None:
     target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    if info.name == CONFIG_MEMBER:
+    if name == CONFIG_MEMBER:
         config.replace_user_config(text, CONFIG_SOURCE)
-    elif info.name == PASSWORDS_MEMBER:
+    elif name == PASSWORDS_MEMBER:
         PasswordStore(target).replace(json.loads(text))
     else:
         write_atomic(target, text)
@@ -574,6 +618,23 @@ def _stop_hub() -> None:
         raise BackupError(f"could not stop {paths.HUB_UNIT}: {result.stderr.strip()}")
 
 
+def _stop_servers() -> None:
+    """Every user's server (the hub stopped: none starts again), so nobody changes a home
+    while it is put back."""
+    subprocess.run(["systemctl", "stop", paths.USERS_SLICE], capture_output=True, text=True)
+    running = systemd.slice_services(paths.USERS_SLICE)
+    if running:
+        raise BackupError(f"could not stop the users' servers {', '.join(running)}")
+
+
+def _start_hub() -> str:
+    """The hub started again after a restore that did not get as far as applying the
+    settings: what happened, in words."""
+    result = subprocess.run(["systemctl", "start", paths.HUB_UNIT], capture_output=True, text=True)
+    return ("the hub was started again" if result.returncode == 0
+            else f"the hub could not be started again ({result.stderr.strip()}): sudo hubstead config apply")
+
+
 def restore(path: Path, accounts: Accounts | None = None) -> dict:
     """Check the backup, then put it back and bring the machine to its settings. Returns
     the manifest, and how long the hub took to answer afterwards."""
@@ -587,11 +648,23 @@ def restore(path: Path, accounts: Accounts | None = None) -> dict:
             except HubsteadError as e:
                 raise BackupError(f"{path}: cannot restore here: {e}") from None
         _stop_hub()
-        new_unix = {user.unix_name: accounts.ensure(user.name) for user in users}
-        _put_back(path, manifest, users, new_unix, accounts)
+        # From here on, whatever happens, the hub runs again afterwards.
+        try:
+            _stop_servers()
+            new_unix = {user.unix_name: accounts.ensure(user.name) for user in users}
+            aside = _put_back(path, manifest, users, new_unix, accounts)
+        except (HubsteadError, OSError) as e:
+            raise BackupError(f"{path}: not restored: {e}; the settings, passwords, secrets and hub database are "
+                              f"as they were (homes may be in part restored); {_start_hub()}") from None
+        except BaseException:
+            _start_hub()
+            raise
         try:
             _, waited = provision.run(config.load())
-        except HubsteadError as e:
+        except BaseException as e:
+            started = _start_hub()
+            if not isinstance(e, HubsteadError):
+                raise
             raise BackupError(f"restored {path}, but the machine could not be brought to its settings: {e}; "
-                              "fix that, then: sudo hubstead config apply") from None
-    return {**manifest, "new_unix": new_unix, "waited": waited}
+                              f"{started}; fix that, then: sudo hubstead config apply") from None
+    return {**manifest, "new_unix": new_unix, "waited": waited, "set_aside": aside}

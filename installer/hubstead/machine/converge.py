@@ -172,6 +172,9 @@ def role_variables(effective: Settings, hub_env: Path = paths.HUB_ENV) -> dict:
             for name, extra in sorted(effective["environments"].items())],
         "hubstead_user_env_index_options": user_env_index_options(effective),
         "hubstead_user_env_envs_index_options": index_options(effective),
+        "hubstead_user_env_pull_guard_source": str(paths.PULL_GUARD_SOURCE),
+        "hubstead_user_env_pull_guard_module": paths.PULL_GUARD_MODULE,
+        "hubstead_user_env_server_python_dir": str(paths.SERVER_PYTHON_DIR),
 
         "hubstead_proxy_hub_env": str(hub_env),
         "hubstead_proxy_traefik_config": str(paths.TRAEFIK_CONFIG),
