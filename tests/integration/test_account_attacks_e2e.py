@@ -1,13 +1,16 @@
 """Attacks on accounts against a booted target, each from the attacker's own position: a
 holder of a password the teacher just reset (before its owner chose her own), a student
-reading the machine's account list from her kernel, an outsider timing logins."""
+reading the machine's account list from her kernel, an outsider timing logins, a student
+whose page the teacher opens in her own browser (a real headless Chromium)."""
 
 import statistics
 import time
 
 import pytest
 import requests
-from hubclient import BASE, HubSession, own_server, run_code, wait_for_route
+from browser import Browser
+from hubclient import ADMIN, ADMIN_PASSWORD, BASE, HubSession, own_server, run_code, wait_for_route
+from selenium.webdriver.support.ui import WebDriverWait
 
 pytestmark = pytest.mark.integration
 
@@ -80,3 +83,50 @@ def test_known_unknown_and_locked_names_answer_in_the_same_time_and_failures_wri
     # Four failed logins on a known name, and more on a locked one: the store untouched.
     assert hub.tb.run("stat", "-c", "%i %Y", store).stdout == before
     assert requests.get(f"{BASE}/hub/login", timeout=30).status_code == 200
+
+
+STOLEN = "stolen-by-sam"
+# What a student's page tries with the session of whoever opens it: the hub's XSRF token
+# from one of the hub's pages, then an API token in the viewer's name.
+STEAL = f"""<script>
+(async () => {{
+  let said;
+  try {{
+    const page = await (await fetch("/hub/home", {{credentials: "include"}})).text();
+    const xsrf = page.match(/xsrf_token: "([^"]+)"/)[1];
+    const made = await fetch("/hub/api/users/{ADMIN}/tokens", {{method: "POST", credentials: "include",
+      headers: {{"X-XSRFToken": xsrf, "Content-Type": "application/json"}},
+      body: JSON.stringify({{note: "{STOLEN}", expires_in: 600}})}});
+    said = "made " + made.status;
+  }} catch (e) {{
+    said = "refused " + e;
+  }}
+  document.title = "done: " + said;
+}})();
+</script>"""
+
+
+def test_a_students_page_the_teacher_opens_gets_nothing_of_the_teachers_session(hub, teacher):
+    add(hub, "sam", "sam-password-1")
+    _, token = own_server("sam", "sam-password-1")
+    run_code("sam", token, f"""
+import nbformat
+cell = nbformat.v4.new_code_cell("print('my homework')")
+cell.outputs = [nbformat.v4.new_output("display_data", data={{"text/html": {STEAL!r}}})]
+nbformat.write(nbformat.v4.new_notebook(cells=[cell]), "homework.ipynb")
+open("homework.html", "w").write({STEAL!r})
+""")
+    said = {}
+    with Browser() as browser:
+        browser.login(ADMIN, ADMIN_PASSWORD)
+        # The notebook as the teacher's browser shows it as a page (Lab's "Export as HTML"
+        # link, or a link the student sends), and an HTML file of the student's.
+        for page in ("nbconvert/html/homework.ipynb?download=false", "files/homework.html"):
+            browser.open(f"/user/sam/{page}")
+            if "/oauth2/authorize" in browser.driver.current_url:  # the hub asks the teacher first
+                browser.click("form [type=submit]")
+            WebDriverWait(browser.driver, 60).until(lambda d: d.title.startswith("done: "))
+            said[page] = browser.driver.title
+    made = teacher.api("GET", f"/users/{ADMIN}/tokens").json()["api_tokens"]
+    assert [t for t in made if t.get("note") == STOLEN] == [], said
+    assert all(title.startswith("done: refused") for title in said.values()), said
