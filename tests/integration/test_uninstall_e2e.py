@@ -45,10 +45,14 @@ def test_uninstall_keeps_the_students_work_a_new_install_finds_it_and_purge_remo
     _, token = own_server(STUDENT, PASSWORD)  # a running server: it must not outlive the hub
     run_code(STUDENT, token, "open('essay.txt', 'w').write('my essay')")
     hub.tb.run("sh", "-c", f"echo 'read me' > {paths.SHARED_DIR}/week1.txt")
-    # A teacher's links in the course folder, to a system file and to a student's: giving
-    # the folder back to root's group must not give those files to it.
-    for target, link in (("/etc/shadow", "shadow"), ("/home/jupyter-stu/essay.txt", "essay")):
-        hub.tb.run("runuser", "-u", f"jupyter-{ADMIN}", "--", "ln", "-s", target, f"{paths.SHARED_DIR}/{link}")
+    # A teacher's links in the course folder (made from her own kernel), to a system file
+    # and to a student's: giving the folder back to root's group must not give those to it.
+    _, teacher_token = own_server(ADMIN, ADMIN_PASSWORD)
+    run_code(ADMIN, teacher_token, f"""
+import os
+os.symlink("/etc/shadow", "{paths.SHARED_DIR}/shadow")
+os.symlink("/home/jupyter-stu/essay.txt", "{paths.SHARED_DIR}/essay")
+""")
     groups_before = hub.tb.run("stat", "-c", "%G", "/etc/shadow", "/home/jupyter-stu/essay.txt").stdout
 
     out = hub.tb.run("hubstead", "uninstall", "--yes").stdout
