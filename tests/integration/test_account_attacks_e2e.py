@@ -12,6 +12,8 @@ from browser import Browser
 from hubclient import ADMIN, ADMIN_PASSWORD, BASE, HubSession, own_server, run_code, wait_for_route
 from selenium.webdriver.support.ui import WebDriverWait
 
+from hubstead.core import paths
+
 pytestmark = pytest.mark.integration
 
 ALICE, PASSWORD, RESET_TO = "alice", "alice-password-1", "teacher-gave-1"
@@ -61,7 +63,7 @@ def test_known_unknown_and_locked_names_answer_in_the_same_time_and_failures_wri
     add(hub, "locked", "locked-password-1")
     for _ in range(5):
         HubSession().login("locked", "wrong-guess")
-    store = "/var/lib/hubstead/passwords.json"
+    store = str(paths.PASSWORD_STORE)
     before = hub.tb.run("stat", "-c", "%i %Y", store).stdout
 
     def timed(name: str) -> float:
