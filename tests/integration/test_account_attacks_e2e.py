@@ -36,6 +36,9 @@ def test_a_reset_password_makes_no_token_and_reaches_no_running_server_until_its
     # ... and gets no token, no hub API and nothing of the running server.
     assert thief.api("POST", f"/users/{ALICE}/tokens", json={"note": "mine"}).status_code == 403
     assert thief.api("GET", "/user").status_code == 403
+    # The tokens API takes a password too, from whoever has no session.
+    by_password = {"auth": {"username": ALICE, "password": RESET_TO}}
+    assert HubSession().api("POST", f"/users/{ALICE}/tokens", json=by_password).status_code == 403
     lab = thief.http.get(f"{BASE}/user/{ALICE}/api/contents", timeout=60)
     assert lab.status_code == 403 and "content" not in lab.text
     page = thief.http.get(f"{BASE}/user/{ALICE}/lab", timeout=60)  # a browser: through the hub's OAuth

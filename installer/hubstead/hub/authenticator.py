@@ -191,6 +191,11 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
         device = _known_device(handler, name)
         # argon2 takes CPU: keep the event loop free for the other logins.
         if await asyncio.to_thread(store.verify, name, password, self.lockout(), device):
+            if not isinstance(handler, HubsteadLoginHandler) and _must_change(self, name):
+                # Another route that takes a password (POST /hub/api/users/NAME/tokens with
+                # {"auth": ...}) would open what the login form does not: nothing until she chose.
+                self.log.warning("Login refused for %s outside the login page: the password must be changed", name)
+                return None
             # This browser is now known to be the user's: strangers' wrong guesses never
             # lock it out (they lock the account for unknown browsers only).
             handler.set_signed_cookie(DEVICE_COOKIE, f"{name}:{device or secrets.token_urlsafe(16)}",
