@@ -134,4 +134,5 @@ open("homework.html", "w").write({STEAL!r})
             said[page] = browser.driver.title
     made = teacher.api("GET", f"/users/{ADMIN}/tokens").json()["api_tokens"]
     assert [t for t in made if t.get("note") == STOLEN] == [], said
-    assert all(title.startswith("done: refused") for title in said.values()), said
+    # Refused by the browser itself (the page's origin is not the hub's), not a script error.
+    assert all(title.startswith("done: refused TypeError: Failed to fetch") for title in said.values()), said
