@@ -30,7 +30,7 @@ SCHEDULER_DENY_LOCK = paths.STATE_DIR / ".scheduler-deny.lock"  # spawns add ent
 # The account's comment (GECOS) names the hub user it was made for; an e-mail address (a
 # person's, which every account of the machine can read in /etc/passwd) only by a digest.
 OWNER_COMMENT_PREFIX = "Hubstead user "
-OWNER_DIGEST_PREFIX = "sha256:"
+OWNER_DIGEST_PREFIX = "sha256-"  # no ":" in a passwd field
 
 
 class AccountError(HubsteadError, RuntimeError):
