@@ -75,12 +75,18 @@ def _snapshot(tb: Testbed) -> str:
                   "--no-legend 'jupyterhub*' 'traefik*'").stdout
 
 
-@pytest.mark.parametrize("case", ["wrong key", "closed port", "bad syntax"])
+def _host_key_fingerprint(tb: Testbed) -> str:
+    """The fingerprint of the target's ed25519 host key, read on the target itself."""
+    return tb.run("ssh-keygen", "-lf", "/etc/ssh/ssh_host_ed25519_key.pub").stdout.split()[1]
+
+
+@pytest.mark.parametrize("case", ["wrong key", "closed port", "bad syntax", "wrong host key"])
 def test_bad_input_is_one_line_and_changes_nothing(remote, keys, case):
     argv = {
         "wrong key": [*over_ssh(keys)[:-1], str(keys[1])],
         "closed port": ["--host", HOST, "--port", str(CLOSED_PORT), "--identity", str(keys[0])],
         "bad syntax": ["--host", "127.0.0.1", "--port", str(SSH_PORT), "--identity", str(keys[0])],
+        "wrong host key": [*over_ssh(keys), "--host-key", "SHA256:" + "A" * 43],
     }[case]
     before = _snapshot(remote)
     start = time.monotonic()
@@ -90,7 +96,8 @@ def test_bad_input_is_one_line_and_changes_nothing(remote, keys, case):
     assert result.stdout == ""
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("hubstead: error: "), result.stderr
-    expected = {"wrong key": "Permission denied", "closed port": "Connection refused", "bad syntax": "USER@HOST"}
+    expected = {"wrong key": "Permission denied", "closed port": "Connection refused", "bad syntax": "USER@HOST",
+                "wrong host key": f"no host key with fingerprint SHA256:{'A' * 43} answers there (it has "}
     assert expected[case] in lines[0]
     assert seconds < 15, f"took {seconds:.1f} s to fail"
     assert _snapshot(remote) == before
@@ -98,9 +105,13 @@ def test_bad_input_is_one_line_and_changes_nothing(remote, keys, case):
 
 @pytest.fixture(scope="module")
 def installed(remote, keys):
-    result = hubstead("install", *over_ssh(keys), "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", "--user-env", "venv")
+    # The first contact, with the host key the teacher read on the server: nothing else is trusted.
+    _forget_host_key()
+    result = hubstead("install", *over_ssh(keys), "--host-key", _host_key_fingerprint(remote),
+                      "--admin", f"{ADMIN}:{ADMIN_PASSWORD}", "--user-env", "venv")
     print(result.stdout[-3000:], result.stderr[-3000:], sep="\n")
     assert result.returncode == 0, result.stderr[-2000:]
+    assert "first contact" not in result.stderr
     return result
 
 
@@ -144,9 +155,12 @@ def test_backup_over_ssh_lands_here_whole_and_private(remote, keys, installed, t
     assert [p.name for p in tmp_path.iterdir()] == [file.name]  # no partial copy beside it
 
 
-def test_upgrade_over_ssh_reruns_the_installer_there(keys, installed):
+def test_upgrade_over_ssh_reruns_the_installer_there(remote, keys, installed):
+    _forget_host_key()  # a first contact without --host-key: says which key it trusted
     result = hubstead("upgrade", *over_ssh(keys))
     assert result.returncode == 0, result.stderr[-2000:]
+    assert (f"first contact with {HOST} (port {SSH_PORT}): trusted its host key {_host_key_fingerprint(remote)} "
+            "as it answered") in result.stderr
     assert "hubstead-bootstrap: installing Hubstead from /tmp/hubstead-ssh." in result.stdout
     assert re.search(r"^Hubstead \S+ is running \(\d+ changes, ", result.stdout, re.M)
     assert HubSession().login(ADMIN, ADMIN_PASSWORD).status_code == 302

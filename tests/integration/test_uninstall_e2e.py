@@ -54,6 +54,15 @@ def test_uninstall_keeps_the_students_work_a_new_install_finds_it_and_purge_remo
     _, token = own_server(STUDENT, PASSWORD)  # a running server: it must not outlive the hub
     run_code(STUDENT, token, "open('essay.txt', 'w').write('my essay')")
     hub.tb.run("sh", "-c", f"echo 'read me' > {paths.SHARED_DIR}/week1.txt")
+    # A teacher's links in the course folder (made from her own kernel), to a system file
+    # and to a student's: giving the folder back to root's group must not give those to it.
+    _, teacher_token = own_server(ADMIN, ADMIN_PASSWORD)
+    run_code(ADMIN, teacher_token, f"""
+import os
+os.symlink("/etc/shadow", "{paths.SHARED_DIR}/shadow")
+os.symlink("/home/jupyter-stu/essay.txt", "{paths.SHARED_DIR}/essay")
+""")
+    groups_before = hub.tb.run("stat", "-c", "%G", "/etc/shadow", "/home/jupyter-stu/essay.txt").stdout
 
     out = hub.tb.run("hubstead", "uninstall", "--yes").stdout
     assert "Hubstead is removed" in out and "jupyter-stu" in out and str(paths.SHARED_DIR) in out
@@ -61,6 +70,8 @@ def test_uninstall_keeps_the_students_work_a_new_install_finds_it_and_purge_remo
     assert hub.tb.run("cat", "/home/jupyter-stu/essay.txt").stdout == "my essay"
     assert hub.tb.run("stat", "-c", "%U %a", "/home/jupyter-stu").stdout.split() == ["jupyter-stu", "700"]
     assert hub.tb.run("stat", "-c", "%G", f"{paths.SHARED_DIR}/week1.txt").stdout.strip() == "root"
+    assert hub.tb.run("stat", "-c", "%G", "/etc/shadow", "/home/jupyter-stu/essay.txt").stdout == groups_before
+    assert groups_before.split() == ["shadow", "jupyter-stu"]
     assert _present(hub, str(paths.STATE_DIR)) == []  # nothing archived: nothing kept there
 
     # A new install finds the student's account and home again.

@@ -289,3 +289,38 @@ def test_what_the_chart_hands_to_jupyterhub_is_accepted_by_its_classes(user_conf
 def test_packages_for_everyone_from_apt_go_into_the_images_apt_txt():
     result = z2jh.export(config.validate({"user_environment": {"apt_packages": ["pandoc", "graphviz"]}}), {})
     assert result.recipe["apt.txt"].splitlines()[-2:] == ["pandoc", "graphviz"]
+
+
+MULTI_LINE_SNIPPET = '''c.Spawner.start_timeout = 120
+c.GenericOAuthenticator.client_secret = (
+    "first-half-of-the-secret"
+    "second-half-of-the-secret"
+)
+c.GenericOAuthenticator.api_token = """
+triple-quoted-secret
+"""
+c.LDAPAuthenticator.lookup_dn_search_password = \\
+    "backslashed-secret"
+c.JupyterHub.services = [{"name": "grader",
+                          "api_token": "service-token-secret"}]
+c.JupyterHub.load_roles = [dict(name="x", client_secret="keyword-secret")]
+c.Authenticator["client_secret"] = "subscript-secret"
+c.Spawner.environment = {"GREETING": "kept-value"}
+'''
+
+
+def test_secrets_written_over_several_lines_of_a_snippet_are_placeholders_too():
+    left_out: list[str] = []
+    hidden = z2jh._hide_secrets_in_snippet("50-auth.py", MULTI_LINE_SNIPPET, left_out)
+    for secret in ("first-half", "second-half", "triple-quoted", "backslashed", "service-token",
+                   "keyword-secret", "subscript-secret"):
+        assert secret not in hidden
+    assert "c.Spawner.start_timeout = 120" in hidden and "kept-value" in hidden
+    assert len(left_out) == 6 and compile(hidden, "50-auth.py", "exec")  # still Python the hub can load
+
+
+def test_a_snippet_python_cannot_read_is_left_out_whole():
+    left_out: list[str] = []
+    hidden = z2jh._hide_secrets_in_snippet("60-bad.py", 'c.X.client_secret = "oops\n', left_out)
+    assert "oops" not in hidden and left_out == [f"{paths.JUPYTERHUB_CONFIG_D.name}/60-bad.py"]
+

@@ -99,3 +99,44 @@ def test_a_remote_backup_to_a_directory_is_refused_before_connecting(tmp_path):
     result = _run("backup", "--host", "root@127.0.0.1", "--port", str(_closed_port()), str(tmp_path))
     assert result.exit_code == 1 and "give the backup's file name" in result.output
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("extra, says", [
+    (["--known-hosts", "/nonexistent/known_hosts"], "--known-hosts '/nonexistent/known_hosts': no such file"),
+    (["--host-key", "MD5:aa:bb"], "--host-key 'MD5:aa:bb': expected a fingerprint like SHA256:"),
+    (["--host-key", "SHA256:" + "A" * 43, "--known-hosts", __file__], "give one of them"),
+])
+def test_a_bad_host_key_option_is_refused_in_one_line_before_connecting(extra, says):
+    port = _closed_port()
+    r = _run("config", "apply", "--host", "root@127.0.0.1", "--port", str(port), *extra)
+    assert r.exit_code == 1 and says in r.output and len(r.output.strip().splitlines()) == 1, r.output
+
+
+def test_host_key_options_go_with_host():
+    r = _run("config", "apply", "--host-key", "SHA256:" + "A" * 43)
+    assert r.exit_code == 1 and "go with --host USER@HOST" in r.output
+
+
+def test_a_pinned_host_key_that_nothing_presents_stops_it_and_nothing_is_sent(tmp_path):
+    target = remote.Target("root", "127.0.0.1", _closed_port())
+    with pytest.raises(remote.RemoteError) as e:
+        remote.pin_host_key(target, "SHA256:" + "A" * 43, tmp_path)
+    assert "no host key answered" in str(e.value) and "nothing was sent" in str(e.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_known_hosts_file_is_the_only_trust_and_its_fingerprints_are_read(tmp_path):
+    key = tmp_path / "host_key"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    public = key.with_suffix(".pub").read_text().split()
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:2200 {public[0]} {public[1]}\n")
+    listed = subprocess.run(["ssh-keygen", "-lf", str(key.with_suffix(".pub"))], capture_output=True, text=True)
+    fingerprint = listed.stdout.split()[1]
+    target = remote.parse_target("root@127.0.0.1", port=2200, known_hosts=known)
+    assert remote.known_fingerprints(target) == [fingerprint]
+    assert remote.known_fingerprints(remote.Target("root", "127.0.0.1", 2201, known_hosts=known)) == []
+    # ssh checks the host against that file only, and refuses any key not in it.
+    argv = remote.ssh_argv(target, "true")
+    assert f"UserKnownHostsFile={known}" in argv and "StrictHostKeyChecking=yes" in argv
+    assert "StrictHostKeyChecking=accept-new" not in argv

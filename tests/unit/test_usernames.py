@@ -96,3 +96,12 @@ def test_an_email_name_never_takes_the_account_of_the_plain_name_it_reads_like()
 def test_many_email_names_map_to_distinct_accounts():
     emails = [f"student{i}@school{i % 7}.edu" for i in range(3000)]
     assert len({usernames.unix_name(e) for e in emails}) == len(emails)
+
+
+def test_an_accounts_comment_holds_no_e_mail_address_and_nothing_passwd_cannot_hold():
+    from hubstead.core import unixusers
+    comment = unixusers._owner_comment("carla.k@school.example")
+    assert "carla" not in comment and "school" not in comment
+    assert ":" not in comment and "\n" not in comment  # a field of /etc/passwd
+    assert comment != unixusers._owner_comment("carla.k@school.example.org")
+    assert unixusers._owner_comment("ann") == f"{unixusers.OWNER_COMMENT_PREFIX}ann"  # plain names stay readable

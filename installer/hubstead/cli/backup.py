@@ -19,12 +19,12 @@ def _holds(manifest: dict) -> str:
 @click.option("--homes", is_flag=True, help="Also the users' homes and the course folder.")
 @remote.host_options
 @root_only
-def backup_command(file, homes, host, port, identity):
+def backup_command(file, homes, host):
     """Write settings, secrets, the hub database, passwords and certificates (with --homes
     also the homes and the course folder) to FILE, readable by root only (with --host: that
     machine's, to FILE here, readable by you only)."""
     if host:
-        manifest = remote.backup(host, port, identity, file, homes)
+        manifest = remote.backup(host, file, homes)
     else:
         manifest = backups.backup(file, homes=homes)
     click.echo(f"wrote {file} ({Path(file).stat().st_size / 1e6:.1f} MB): {_holds(manifest)}")

@@ -194,11 +194,11 @@ def reload_(what):
 @click.option("--all-roles", is_flag=True, help="Re-run every role, not only those the changes need.")
 @remote.host_options
 @root_only
-def apply(all_roles, host, port, identity):
+def apply(all_roles, host):
     """Change the machine to match the settings (ports, user environment, TLS)."""
     if host:
         args = ["config", "apply", *(["--all-roles"] if all_roles else [])]
-        sys.exit(remote.hubstead_there(host, port, identity, args))
+        sys.exit(remote.hubstead_there(host, args))
     effective = config.load()
     applied = state.load_applied()
     roles = list(schema.ROLES) if all_roles or applied is None else \

@@ -58,12 +58,12 @@ config_main = config_group
               help="The hub's environment before the installer upgraded it: where a failed upgrade goes back to.")
 @remote.host_options
 @root_only
-def install(admin_specs, user_env, wheelhouse, previous_hub_env, host, port, identity):
+def install(admin_specs, user_env, wheelhouse, previous_hub_env, host):
     """Install or upgrade Hubstead on this machine, or on another over SSH (safe to re-run)."""
     if host:
         if wheelhouse:
             fail("--wheelhouse works here only: a wheelhouse for another host is one on it (make it there)")
-        sys.exit(remote.install(host, port, identity, admin_specs, user_env))
+        sys.exit(remote.install(host, admin_specs, user_env))
     from hubstead.machine import upgrade
     from hubstead.machine.install import install as run_install
     from hubstead.machine.install import parse_admin
@@ -281,14 +281,14 @@ def cert_deploy():
               help="A new directory of wheels to upgrade from (default: the `wheelhouse` setting, if any).")
 @remote.host_options
 @root_only
-def upgrade(spec, wheelhouse, host, port, identity):
+def upgrade(spec, wheelhouse, host):
     """Upgrade Hubstead and both environments to the newest versions their pins allow,
     with a way back if the new version does not come up (what re-running the installer does).
     With --host, that machine's Hubstead becomes this one."""
     if host:
         if spec or wheelhouse:
             fail("--from and --wheelhouse work here only: with --host the host gets the Hubstead you run")
-        sys.exit(remote.upgrade(host, port, identity))
+        sys.exit(remote.upgrade(host))
     wheelhouse = wheelhouse or config.load()["wheelhouse"]
     # The installer itself: it sets the hub's environment aside before putting the new
     # Hubstead in, and puts it back if the new one cannot even start.

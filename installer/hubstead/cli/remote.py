@@ -1,9 +1,12 @@
 """``--host USER@HOST``: install, upgrade, apply and back up another machine over SSH
 (hubstead.machine.remote), from a laptop that need not be root, nor run Debian."""
 
+import contextlib
 import functools
 import sys
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -19,26 +22,62 @@ _OPTIONS = (
     click.option("--port", type=int, default=22, show_default=True, help="With --host: its SSH port."),
     click.option("--identity", type=click.Path(path_type=Path), default=None, metavar="KEY",
                  help="With --host: the SSH private key to log in with (default: ssh's own choice)."),
+    click.option("--known-hosts", type=click.Path(path_type=Path), default=None, metavar="FILE",
+                 help="With --host: trust only the host keys in FILE (known_hosts format), also the first time."),
+    click.option("--host-key", default=None, metavar="SHA256:…",
+                 help="With --host: trust only the host key with this fingerprint (ssh-keygen -lf "
+                      "/etc/ssh/ssh_host_ed25519_key.pub prints it there). Without this or --known-hosts, "
+                      "a host seen for the first time is trusted as it answers, and its fingerprint shown."),
 )
 
 
+@dataclass(frozen=True)
+class Host:
+    """What --host and its options say."""
+
+    spec: str
+    port: int = 22
+    identity: Path | None = None
+    known_hosts: Path | None = None
+    host_key: str | None = None
+
+
 def host_options(command):
-    """--host, --port and --identity on ``command``; the last two mean nothing without --host."""
+    """--host and its options on ``command``, which gets them as ``host``: a Host, or None
+    (the others mean nothing without --host)."""
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
-        if not kwargs["host"] and (kwargs["port"] != 22 or kwargs["identity"] is not None):
-            raise remote.RemoteError("--port and --identity go with --host USER@HOST")
-        return command(*args, **kwargs)
+        host = Host(kwargs.pop("host") or "", kwargs.pop("port"), kwargs.pop("identity"),
+                    kwargs.pop("known_hosts"), kwargs.pop("host_key"))
+        if not host.spec and host != Host(""):
+            raise remote.RemoteError("--port, --identity, --known-hosts and --host-key go with --host USER@HOST")
+        if host.known_hosts is not None and host.host_key is not None:
+            raise remote.RemoteError("--known-hosts and --host-key: give one of them")
+        return command(*args, host=host if host.spec else None, **kwargs)
 
     for option in reversed(_OPTIONS):
         wrapper = option(wrapper)
     return wrapper
 
 
-def connect(host: str, port: int, identity: Path | None) -> tuple[remote.Target, str]:
-    """The target, checked by one short SSH login; and how to become root there."""
-    target = remote.parse_target(host, port, identity)
-    return target, remote.probe(target)
+@contextlib.contextmanager
+def connected(host: Host) -> Iterator[tuple[remote.Target, str]]:
+    """The target, checked by one short SSH login, and how to become root there; while it
+    lasts, every connection trusts only the host key that login trusted. A host seen for
+    the first time is trusted as it answers unless --known-hosts or --host-key say which
+    key to expect; either way this says which key it was."""
+    target = remote.parse_target(host.spec, host.port, host.identity, host.known_hosts)
+    with tempfile.TemporaryDirectory(prefix="hubstead-ssh-") as pinned:
+        if host.host_key is not None:
+            target = remote.pin_host_key(target, host.host_key, Path(pinned))
+        known = remote.known_fingerprints(target)
+        sudo = remote.probe(target)
+        if not known:
+            click.echo(f"hubstead: first contact with {target}: trusted its host key "
+                       f"{', '.join(remote.known_fingerprints(target))} as it answered (recorded for next time); "
+                       "compare it with `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` there, "
+                       "or give --host-key or --known-hosts", err=True)
+        yield target, sudo
 
 
 def _passwords(admin_specs: tuple[str, ...], host: str) -> tuple[list[str], dict[str, str]]:
@@ -61,34 +100,34 @@ def _passwords(admin_specs: tuple[str, ...], host: str) -> tuple[list[str], dict
     return [admin.name for admin in admins], passwords
 
 
-def install(host: str, port: int, identity: Path | None, admin_specs: tuple[str, ...], user_env: str | None) -> int:
+def install(host: Host, admin_specs: tuple[str, ...], user_env: str | None) -> int:
     """bootstrap.py with these arguments on the host: a new install, or a re-run."""
-    target = remote.parse_target(host, port, identity)
+    target = remote.parse_target(host.spec, host.port, host.identity, host.known_hosts)
     names, passwords = _passwords(admin_specs, target.host)  # all checked before we connect
-    sudo = remote.probe(target)
     args = [arg for name in names for arg in ("--admin", name)] + (["--user-env", user_env] if user_env else [])
-    click.echo(f"installing Hubstead on {target} over SSH", err=True)
-    with tempfile.TemporaryDirectory(prefix="hubstead-wheel-") as workdir:
+    with connected(host) as (target, sudo), tempfile.TemporaryDirectory(prefix="hubstead-wheel-") as workdir:
+        click.echo(f"installing Hubstead on {target} over SSH", err=True)
         return remote.bootstrap(target, sudo, args, passwords, Path(workdir))
 
 
-def upgrade(host: str, port: int, identity: Path | None) -> int:
+def upgrade(host: Host) -> int:
     """Re-run the installer there with this Hubstead: the same upgrade, with its way back."""
-    target, sudo = connect(host, port, identity)
-    click.echo(f"upgrading Hubstead on {target} over SSH to this one", err=True)
-    with tempfile.TemporaryDirectory(prefix="hubstead-wheel-") as workdir:
+    with connected(host) as (target, sudo), tempfile.TemporaryDirectory(prefix="hubstead-wheel-") as workdir:
+        click.echo(f"upgrading Hubstead on {target} over SSH to this one", err=True)
         return remote.bootstrap(target, sudo, [], {}, Path(workdir))
 
 
-def hubstead_there(host: str, port: int, identity: Path | None, args: list[str]) -> int:
+def hubstead_there(host: Host, args: list[str]) -> int:
     """``hubstead ARGS`` as root on the host, its output ours."""
-    target, sudo = connect(host, port, identity)
-    return remote.hubstead(target, sudo, args)
+    with connected(host) as (target, sudo):
+        return remote.hubstead(target, sudo, args)
 
 
-def backup(host: str, port: int, identity: Path | None, file: Path, homes: bool) -> dict:
+def backup(host: Host, file: Path, homes: bool) -> dict:
     """The host's backup, to ``file`` here; its manifest (the command exits on failure)."""
-    returncode, manifest = remote.fetch_backup(remote.parse_target(host, port, identity), file, homes)
+    file = remote.check_backup_file(file)
+    with connected(host) as (target, sudo):
+        returncode, manifest = remote.fetch_backup(target, sudo, file, homes)
     if manifest is None:
         sys.exit(returncode)  # `hubstead backup` there has said why
     return manifest

@@ -9,6 +9,7 @@ on the next successful login.
 import json
 import secrets
 import string
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,9 @@ _context = CryptContext(
 _BCRYPT_MAX_BYTES = 72
 # Short enough for the documented `--admin teacher:S3cret`; students choose their own anyway.
 MIN_LENGTH = 6
+# Wrong passwords in a row, by (store, name, browser, hash): the checking process's memory.
+_FAILURES: dict[tuple[str, str, str | None, str], int] = {}
+_FAILURES_LOCK = threading.Lock()
 _GENERATED_ALPHABET = "".join(c for c in string.ascii_letters + string.digits if c not in "Il1O0o")
 
 
@@ -62,7 +66,6 @@ class Lockout:
 class Account:
     name: str
     must_change: bool
-    failures: int
     locked_until: float  # epoch seconds; 0: not locked
 
     @property
@@ -111,8 +114,7 @@ class PasswordStore:
 
     def accounts(self) -> dict[str, Account]:
         """Every account, from one read of the store."""
-        return {name: Account(name, entry.get("must_change", False), entry.get("failures", 0),
-                              entry.get("locked_until", 0))
+        return {name: Account(name, entry.get("must_change", False), entry.get("locked_until", 0))
                 for name, entry in self._read().items()}
 
     def unlock(self, name: str) -> bool:
@@ -137,50 +139,77 @@ class PasswordStore:
         ``lockout``, each attempt counts as a failure until it proves right, and
         ``max_failures`` of them in a row lock the account. ``device``: a browser this
         user logged in with before has failures and a lock of its own, so strangers
-        guessing can lock the account for everyone else but not for its owner."""
-        entry = self._read().get(name)
-        if entry is None:
-            # Spend the same time as a real check, so timing doesn't tell who exists.
-            _context.dummy_verify()
+        guessing can lock the account for everyone else but not for its owner.
+
+        Failures are counted in this process's memory (the hub's, which checks every
+        login): a wrong password writes nothing, so strangers can't make the machine
+        write its disk at will; the store is written when an account becomes locked,
+        and on a success that changes it. Every attempt runs one hash check, known
+        name or not, locked or not, so the time of an answer tells none of these."""
+        if not lockout:
+            entry = self._read().get(name)
+            if entry is None:
+                _context.dummy_verify()
+                return False
+            return self._check(name, password, entry["hash"], None, False)
+        with _FAILURES_LOCK:
+            # Counted before the (slow) check: guesses sent all at once can't all be
+            # checked before the first of them locks the account.
+            entry = self._read().get(name)
+            if entry is None:
+                refused, stored = True, None
+            else:
+                stored = entry["hash"]
+                key = (str(self.path), name, device, stored)  # a new password starts afresh
+                counters = entry.get("devices", {}).get(device, {}) if device else entry
+                refused = counters.get("locked_until", 0) > time.time()
+                if not refused:
+                    _FAILURES[key] = _FAILURES.get(key, 0) + 1
+                    if lockout.max_failures and _FAILURES[key] >= lockout.max_failures:
+                        del _FAILURES[key]
+                        self._lock_account(name, device, time.time() + lockout.seconds)
+        if refused or stored is None:
+            _context.dummy_verify()  # as long as a real check: the answer's time tells nothing
             return False
-        stored = entry["hash"]
-        if lockout:
-            # Counted before the (slow) check, under the lock: guesses sent all at once
-            # can't all be checked before the first of them locks the account.
-            with locked(self._lock):
-                entries = self._read()
-                current = entries.get(name)
-                if current is None:
-                    return False
-                counters = current.setdefault("devices", {}).setdefault(device, {}) if device else current
-                if counters.get("locked_until", 0) > time.time():
-                    return False
-                stored = current["hash"]
-                counters["failures"] = counters.get("failures", 0) + 1
-                if lockout.max_failures and counters["failures"] >= lockout.max_failures:
-                    counters["locked_until"] = time.time() + lockout.seconds
-                    counters["failures"] = 0
-                self._write(entries)
+        ok = self._check(name, password, stored, device, True)
+        if ok:
+            with _FAILURES_LOCK:
+                _FAILURES.pop(key, None)
+        return ok
+
+    def _lock_account(self, name: str, device: str | None, until: float) -> None:
+        with locked(self._lock):
+            entries = self._read()
+            current = entries.get(name)
+            if current is None:
+                return
+            counters = current.setdefault("devices", {}).setdefault(device, {}) if device else current
+            counters["locked_until"] = until
+            self._write(entries)
+
+    def _check(self, name: str, password: str, stored: str, device: str | None, clear_lock: bool) -> bool:
+        """The hash check; on a success, an upgraded hash and (``clear_lock``) an
+        expired lock of this browser or account are written, when there is one."""
         if _context.identify(stored) == "bcrypt" and len(password.encode()) > _BCRYPT_MAX_BYTES:
-            ok, new_hash = False, None
-        else:
-            ok, new_hash = _context.verify_and_update(password, stored)
-        if not ok or not (lockout or new_hash):
-            return ok
+            return False
+        ok, new_hash = _context.verify_and_update(password, stored)
+        if not ok:
+            return False
         with locked(self._lock):
             entries = self._read()
             current = entries.get(name)
             if current is None or current["hash"] != stored:
                 return False  # changed meanwhile: take no decision on stale data
-            # Right: this attempt was no failure, and any lock it set is lifted.
-            if device:
-                current.get("devices", {}).pop(device, None)
-                if not current.get("devices"):
-                    current.pop("devices", None)
-            else:
-                current.pop("failures", None)
-                current.pop("locked_until", None)
+            changed = False
+            if clear_lock:
+                if device:
+                    changed = current.get("devices", {}).pop(device, None) is not None
+                    if "devices" in current and not current["devices"]:
+                        current.pop("devices")
+                else:
+                    changed = any([current.pop(k, None) is not None for k in ("failures", "locked_until")])
             if new_hash:
-                current["hash"] = new_hash
-            self._write(entries)
-        return ok
+                current["hash"], changed = new_hash, True
+            if changed:
+                self._write(entries)
+        return True

@@ -5,6 +5,7 @@ deleted (home archived) when it is removed.
 every user in its database at every start.
 """
 
+import hashlib
 import os
 import pwd
 import shutil
@@ -26,8 +27,10 @@ SHADOW_FILE = Path("/etc/shadow")
 CRON_DENY = Path("/etc/cron.deny")
 AT_DENY = Path("/etc/at.deny")
 SCHEDULER_DENY_LOCK = paths.STATE_DIR / ".scheduler-deny.lock"  # spawns add entries in parallel
-# The account's comment (GECOS) names the hub user it was made for.
+# The account's comment (GECOS) names the hub user it was made for; an e-mail address (a
+# person's, which every account of the machine can read in /etc/passwd) only by a digest.
 OWNER_COMMENT_PREFIX = "Hubstead user "
+OWNER_DIGEST_PREFIX = "sha256-"  # no ":" in a passwd field
 
 
 class AccountError(HubsteadError, RuntimeError):
@@ -68,26 +71,31 @@ def locked_accounts() -> set[str]:
 
 
 def _owner_comment(hub_name: str) -> str:
-    return f"{OWNER_COMMENT_PREFIX}{hub_name}"
+    if "@" not in hub_name:
+        return f"{OWNER_COMMENT_PREFIX}{hub_name}"
+    # No more than the Unix name tells already: it ends in a (shorter) hash of the address.
+    return f"{OWNER_COMMENT_PREFIX}{OWNER_DIGEST_PREFIX}{hashlib.sha256(hub_name.encode()).hexdigest()[:32]}"
 
 
 def _check_owner(hub_name: str, unix_name: str) -> None:
     """Refuse an account that is not this hub user's own. Long names share a Unix name
     when their cut and hash agree (``averyveryverylong-8a5e4f`` is a valid hub name too,
     and a 6-digit hash is easy to match), and the machine may have its own ``jupyter-*``
-    accounts: the account's comment, written when Hubstead made it, says whose it is."""
+    accounts: the account's comment, written when Hubstead made it, says whose it is
+    (before e-mail addresses left the comment, it named them: see ``ensure``)."""
     comment = pwd.getpwnam(unix_name).pw_gecos
-    if comment != _owner_comment(hub_name):
-        owner = comment.removeprefix(OWNER_COMMENT_PREFIX) if comment.startswith(OWNER_COMMENT_PREFIX) else None
-        raise AccountError(f"Unix account {unix_name} belongs to "
-                           + (f"hub user {owner!r}" if owner else "another user of this machine")
-                           + f", not to {hub_name!r}: choose another name")
+    if comment in (_owner_comment(hub_name), f"{OWNER_COMMENT_PREFIX}{hub_name}"):
+        return
+    owner = comment.removeprefix(OWNER_COMMENT_PREFIX) if comment.startswith(OWNER_COMMENT_PREFIX) else None
+    raise AccountError(f"Unix account {unix_name} belongs to "
+                       + (f"hub user {owner!r}" if owner and not owner.startswith(OWNER_DIGEST_PREFIX) else
+                          "another hub user" if owner else "another user of this machine")
+                       + f", not to {hub_name!r}: choose another name")
 
 
-def hub_accounts() -> dict[str, str]:
-    """{hub user: Unix name} of every account Hubstead made (its comment says so)."""
-    return {entry.pw_gecos.removeprefix(OWNER_COMMENT_PREFIX): entry.pw_name
-            for entry in pwd.getpwall() if entry.pw_gecos.startswith(OWNER_COMMENT_PREFIX)}
+def hub_accounts() -> list[str]:
+    """The Unix names of every account Hubstead made (its comment says so)."""
+    return sorted(entry.pw_name for entry in pwd.getpwall() if entry.pw_gecos.startswith(OWNER_COMMENT_PREFIX))
 
 
 def _allow_scheduling(unix_name: str) -> None:
@@ -132,6 +140,8 @@ def ensure(hub_name: str) -> str:
              "--shell", "/bin/bash", "--comment", _owner_comment(hub_name), unix_name)
     else:
         _check_owner(hub_name, unix_name)
+        if pwd.getpwnam(unix_name).pw_gecos != _owner_comment(hub_name):  # an older install's
+            _run("usermod", "--comment", _owner_comment(hub_name), unix_name)
         if is_locked(unix_name):  # removed earlier with the account locked, now back
             _run("usermod", "--expiredate", "", unix_name)
     _deny_scheduling(unix_name)
@@ -156,6 +166,11 @@ def remove(hub_name: str, home_policy: str, account_policy: str) -> str | None:
     if not exists(unix_name):
         return None
     _check_owner(hub_name, unix_name)
+    return remove_account(unix_name, home_policy, account_policy)
+
+
+def remove_account(unix_name: str, home_policy: str, account_policy: str) -> str | None:
+    """``remove`` of an account known to be Hubstead's (one of hub_accounts())."""
     home = Path(pwd.getpwnam(unix_name).pw_dir)
     # Nothing of the user's may keep running (a terminal, a cron job).
     subprocess.run(["pkill", "--signal", "KILL", "--uid", unix_name], capture_output=True)

@@ -8,7 +8,7 @@ merged onto the chart's own defaults, then validated against the chart's JSON sc
 both shipped in ``chart/`` (its SOURCE.md says where they come from).
 """
 
-import re
+import ast
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -38,8 +38,6 @@ TLS_SECRET = "hubstead-tls"  # the Kubernetes secret a manual certificate goes i
 # NativeAuthenticator (in the chart's hub image) stands in for Hubstead's password store:
 # users choose their password at sign-up, admins approve them, wrong passwords lock.
 STAND_IN_AUTHENTICATOR = "native"
-# A line of a jupyterhub_config.d snippet that sets a secret-looking trait.
-_SNIPPET_ASSIGNMENT = re.compile(r"^(\s*c\.\w+\.(\w+)\s*=\s*)(.+)$")
 
 
 class ExportError(HubsteadError):
@@ -92,16 +90,57 @@ def _placeholder(key: str) -> str:
 
 
 def _hide_secrets_in_snippet(name: str, text: str, left_out: list[str]) -> str:
-    """A snippet with the values of secret-looking traits (c.X.client_secret = ...)
-    replaced by a placeholder."""
-    lines = []
-    for number, line in enumerate(text.splitlines(), 1):
-        match = _SNIPPET_ASSIGNMENT.match(line)
-        if match and keys.is_secret(match.group(2)):
-            left_out.append(f"{paths.JUPYTERHUB_CONFIG_D.name}/{name}:{number}")
-            line = match.group(1) + repr(_placeholder(f"{name}:{number}"))
-        lines.append(line)
-    return "\n".join(lines) + "\n"
+    """A snippet with every secret-looking value replaced by a placeholder, however it is
+    written: ``c.X.client_secret = ...`` over any number of lines (parentheses, a
+    triple-quoted string, a backslash), a dict's ``"api_token": ...`` or a call's
+    ``client_secret=...``. A snippet Python cannot read is left out whole."""
+    source = text.encode()
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        left_out.append(f"{paths.JUPYTERHUB_CONFIG_D.name}/{name}")
+        return f"# {_placeholder(name)}: not valid Python, so left out whole\n"
+    lines = source.splitlines(keepends=True)
+    starts = [0]
+    for line in lines:
+        starts.append(starts[-1] + len(line))
+    values = sorted(_secret_values(tree), key=lambda v: (v.lineno, v.col_offset))
+    out, done = [], 0
+    for value in values:
+        start = starts[value.lineno - 1] + value.col_offset
+        end = starts[value.end_lineno - 1] + value.end_col_offset  # type: ignore[operator]
+        if start < done:  # inside a value already hidden
+            continue
+        where = f"{name}:{value.lineno}"
+        left_out.append(f"{paths.JUPYTERHUB_CONFIG_D.name}/{where}")
+        out += [source[done:start], repr(_placeholder(where)).encode()]
+        done = end
+    out.append(source[done:])
+    hidden = b"".join(out).decode()
+    return hidden if hidden.endswith("\n") else hidden + "\n"
+
+
+def _assigned_name(target: ast.expr) -> str:
+    """``client_secret`` of ``c.X.client_secret`` or ``c.X["client_secret"]``, else ''."""
+    if isinstance(target, ast.Attribute):
+        return target.attr
+    if isinstance(target, ast.Subscript) and isinstance(target.slice, ast.Constant):
+        return str(target.slice.value)
+    return ""
+
+
+def _secret_values(tree: ast.AST):
+    """The value nodes of secret-looking names: assigned attributes, dict keys, keywords."""
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)) and node.value is not None:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(keys.is_secret(_assigned_name(t)) for t in targets):
+                yield node.value
+        elif isinstance(node, ast.Dict):
+            yield from (v for k, v in zip(node.keys, node.values, strict=True)
+                        if isinstance(k, ast.Constant) and isinstance(k.value, str) and keys.is_secret(k.value))
+        elif isinstance(node, ast.keyword) and node.arg and keys.is_secret(node.arg):
+            yield node.value
 
 
 def _authentication(effective: Settings, with_secrets: bool, out: Export, hub_config: dict) -> None:

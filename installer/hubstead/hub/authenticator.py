@@ -17,6 +17,7 @@ from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
 from jupyterhub.utils import new_token, url_path_join
 from tornado import web
+from tornado.httputil import url_concat
 from traitlets import Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
@@ -29,6 +30,9 @@ from hubstead.hub import hubapi
 # A browser that logged in before, and as whom (see HubsteadAuthenticator.authenticate).
 DEVICE_COOKIE = "hubstead-device"
 DEVICE_COOKIE_DAYS = 365
+# Who logged in with a password she must change: her name, signed, for the change page only.
+PASSWORD_CHANGE_COOKIE = "hubstead-password-change"
+PASSWORD_CHANGE_DAYS = 1 / 24  # an hour to choose one
 # Under the hub's prefix: /hub/api/hubstead/users/NAME/sessions.
 END_SESSIONS_ROUTE = "/api" + hubapi.END_SESSIONS_PATH.format(name="([^/]+)")
 # The hub's own pages Hubstead adds or extends (JupyterHub.template_paths).
@@ -71,36 +75,54 @@ class UnixAccountsMixin(LoggingConfigurable):
 
 
 class HubsteadLoginHandler(LoginHandler):
-    """After logging in with a password the teacher set, go change it first."""
+    """After logging in with a password the teacher set, go change it first: such a login
+    opens no session at all (no hub cookie, so no token, no hub API, no server, whatever
+    the route), only the change-password page, which logs the user in once she chose."""
+
+    def set_login_cookie(self, user):
+        if not _must_change(self.authenticator, user.name):
+            return super().set_login_cookie(user)
+        self.set_signed_cookie(PASSWORD_CHANGE_COOKIE, user.name, expires_days=None,
+                               path=url_path_join(self.hub.base_url, "change-password"),
+                               httponly=True, samesite="Strict")
 
     def get_next_url(self, user=None, default=None):
-        account = PasswordStore(self.authenticator.password_store).account(user.name) if user else None
-        if account and account.must_change:
+        if user and _must_change(self.authenticator, user.name):
             return url_path_join(self.hub.base_url, "change-password")
         return super().get_next_url(user, default)
 
 
 class ChangePasswordHandler(BaseHandler):
-    """/hub/change-password: users choose their own password."""
+    """/hub/change-password: users choose their own password; who must choose one first
+    comes here with no session, only the signed name of her login with the old one."""
 
     def _store(self) -> PasswordStore:
         return PasswordStore(self.authenticator.password_store)
 
-    async def _page(self, error: str | None = None, done: bool = False):
-        account = self._store().account(self.current_user.name)
+    def _name(self) -> str | None:
+        if self.current_user:
+            return self.current_user.name
+        value = self.get_signed_cookie(PASSWORD_CHANGE_COOKIE, max_age_days=PASSWORD_CHANGE_DAYS)
+        return value.decode() if value else None
+
+    async def _page(self, name: str, error: str | None = None, done: bool = False):
         html = await self.render_template(
-            "change-password.html", must_change=bool(account and account.must_change),
+            "change-password.html", must_change=_must_change(self.authenticator, name),
             min_length=passwords.MIN_LENGTH, error=error, done=done,
             xsrf=self.xsrf_token.decode("ascii"))
         self.finish(html)
 
-    @web.authenticated
     async def get(self):
-        await self._page()
+        name = self._name()
+        if name is None:
+            self.redirect(url_concat(self.get_login_url(), {"next": self.request.uri}))
+            return
+        await self._page(name)
 
-    @web.authenticated
     async def post(self):
-        name, store = self.current_user.name, self._store()
+        name, store = self._name(), self._store()
+        if name is None:
+            raise web.HTTPError(403, "Log in first")
         current = self.get_body_argument("current_password", "")
         new = self.get_body_argument("new_password", "")
         lockout = self.authenticator.lockout()
@@ -118,10 +140,14 @@ class ChangePasswordHandler(BaseHandler):
                 error = f"The new {e}."
         if error:
             self.set_status(400)
-            await self._page(error=error)
-        else:
-            self.log.info("User %s changed their password", name)
-            await self._page(done=True)
+            await self._page(name, error=error)
+            return
+        self.log.info("User %s changed their password", name)
+        user = self.find_user(name)
+        if not self.current_user and user:  # chose her own: now she is logged in
+            self.clear_cookie(PASSWORD_CHANGE_COOKIE, path=url_path_join(self.hub.base_url, "change-password"))
+            self.set_login_cookie(user)
+        await self._page(name, done=True)
 
 
 class EndSessionsAPIHandler(APIHandler):
@@ -165,6 +191,11 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
         device = _known_device(handler, name)
         # argon2 takes CPU: keep the event loop free for the other logins.
         if await asyncio.to_thread(store.verify, name, password, self.lockout(), device):
+            if not isinstance(handler, HubsteadLoginHandler) and _must_change(self, name):
+                # Another route that takes a password (POST /hub/api/users/NAME/tokens with
+                # {"auth": ...}) would open what the login form does not: nothing until she chose.
+                self.log.warning("Login refused for %s outside the login page: the password must be changed", name)
+                return None
             # This browser is now known to be the user's: strangers' wrong guesses never
             # lock it out (they lock the account for unknown browsers only).
             handler.set_signed_cookie(DEVICE_COOKIE, f"{name}:{device or secrets.token_urlsafe(16)}",
@@ -190,6 +221,11 @@ class HubsteadAuthenticator(UnixAccountsMixin, Authenticator):
     def get_handlers(self, app):
         return [("/login", HubsteadLoginHandler), ("/change-password", ChangePasswordHandler),
                 (END_SESSIONS_ROUTE, EndSessionsAPIHandler)]
+
+
+def _must_change(authenticator, name: str) -> bool:
+    account = PasswordStore(authenticator.password_store).account(name)
+    return bool(account and account.must_change)
 
 
 def _known_device(handler, name: str) -> str | None:

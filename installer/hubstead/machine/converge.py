@@ -57,9 +57,11 @@ def hub_requirement(name: str) -> str:
 
 
 # What every user server needs, besides JupyterHub in the hub's own version range (a
-# server talks to its hub); users.pip_packages / conda_packages come on top.
-USER_ENV_PACKAGES = ("jupyterlab>=4,<5", "notebook>=7,<8", "nbgitpuller>=1.2,<2", "jupyter-resource-usage>=1.1,<2",
-                     "ipywidgets>=8,<9")
+# server talks to its hub); users.pip_packages / conda_packages come on top. Jupyter
+# Server from 2.20 serves a notebook as a page (/nbconvert/) sandboxed, as it does files:
+# its scripts get an origin of their own, not the hub's (docs/security.md, SEC-34).
+USER_ENV_PACKAGES = ("jupyterlab>=4,<5", "notebook>=7,<8", "jupyter-server>=2.20,<3", "nbgitpuller>=1.2,<2",
+                     "jupyter-resource-usage>=1.1,<2", "ipywidgets>=8,<9")
 
 
 # uv's overrides for the user environment (venv mode): what the role and every dry run use.

@@ -33,6 +33,8 @@ from hubstead.machine import backup
 CONNECT_TIMEOUT = 10  # seconds; a host that does not answer by then is reported unreachable
 # USER@HOST: a Unix login name, then a host name, an IPv4 address or a bracketed IPv6 one.
 TARGET_RE = re.compile(r"(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>[A-Za-z0-9][A-Za-z0-9.-]*|\[[0-9A-Fa-f:.]+\])")
+# A host key's fingerprint, as ssh-keygen -l prints it.
+FINGERPRINT_RE = re.compile(r"SHA256:[A-Za-z0-9+/]{43}")
 # What the probe prints: how the login becomes root there.
 AS_ROOT, WITH_SUDO, NO_ROOT = "root", "sudo", "none"
 PROBE = (f'if [ "$(id -u)" -eq 0 ]; then echo {AS_ROOT}; '
@@ -49,12 +51,22 @@ class Target:
     host: str
     port: int = 22
     identity: Path | None = None
+    # Only the host keys listed here are trusted (--known-hosts, or what --host-key
+    # pinned); None: ssh's own known_hosts, a host seen for the first time trusted as it
+    # answers (and the CLI says so).
+    known_hosts: Path | None = None
+
+    @property
+    def known_as(self) -> str:
+        """The host's name in a known_hosts file."""
+        return self.host if self.port == 22 else f"[{self.host}]:{self.port}"
 
     def __str__(self) -> str:
         return f"{self.user}@{self.host}" + (f" (port {self.port})" if self.port != 22 else "")
 
 
-def parse_target(spec: str, port: int = 22, identity: Path | None = None) -> Target:
+def parse_target(spec: str, port: int = 22, identity: Path | None = None,
+                 known_hosts: Path | None = None) -> Target:
     match = TARGET_RE.fullmatch(spec)
     if not match:
         raise RemoteError(f"--host {spec!r}: expected USER@HOST, e.g. root@hub.example.org or root@192.0.2.10")
@@ -62,7 +74,10 @@ def parse_target(spec: str, port: int = 22, identity: Path | None = None) -> Tar
         raise RemoteError(f"--port {port}: expected a TCP port, 1 to 65535")
     if identity is not None and not identity.is_file():
         raise RemoteError(f"--identity {str(identity)!r}: no such file (expected an SSH private key)")
-    return Target(match["user"], match["host"].strip("[]"), port, identity)
+    if known_hosts is not None and not known_hosts.is_file():
+        raise RemoteError(f"--known-hosts {str(known_hosts)!r}: no such file "
+                          "(expected a known_hosts file with the host's key)")
+    return Target(match["user"], match["host"].strip("[]"), port, identity, known_hosts)
 
 
 def ssh_argv(target: Target, command: str) -> list[str]:
@@ -71,11 +86,60 @@ def ssh_argv(target: Target, command: str) -> list[str]:
     key recorded (a changed key still stops it)."""
     if shutil.which("ssh") is None:
         raise RemoteError("no ssh command here: install the OpenSSH client (Debian: apt install openssh-client)")
-    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}",
-            "-o", "StrictHostKeyChecking=accept-new", "-p", str(target.port)]
+    argv = ["ssh", "-o", "BatchMode=yes", "-o", f"ConnectTimeout={CONNECT_TIMEOUT}", "-p", str(target.port)]
+    if target.known_hosts is None:
+        argv += ["-o", "StrictHostKeyChecking=accept-new"]
+    else:
+        argv += ["-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={target.known_hosts}",
+                 "-o", "GlobalKnownHostsFile=/dev/null"]
     if target.identity is not None:
         argv += ["-i", str(target.identity), "-o", "IdentitiesOnly=yes"]
     return [*argv, "--", f"{target.user}@{target.host}", command]
+
+
+def _user_known_hosts(target: Target) -> Path:
+    """The known_hosts file ssh records new host keys in, for this target."""
+    if target.known_hosts is not None:
+        return target.known_hosts
+    config = subprocess.run(["ssh", "-G", "-p", str(target.port), "--", f"{target.user}@{target.host}"],
+                            capture_output=True, text=True).stdout
+    files = next((line.split()[1:] for line in config.splitlines() if line.startswith("userknownhostsfile ")),
+                 ["~/.ssh/known_hosts"])
+    return Path(files[0]).expanduser()
+
+
+def known_fingerprints(target: Target) -> list[str]:
+    """The fingerprints (SHA256:…) of the host keys trusted for this target."""
+    found = subprocess.run(["ssh-keygen", "-F", target.known_as, "-l", "-f", str(_user_known_hosts(target))],
+                           capture_output=True, text=True).stdout
+    return sorted({word for line in found.splitlines() if not line.startswith("#")
+                   for word in line.split() if FINGERPRINT_RE.fullmatch(word)})
+
+
+def pin_host_key(target: Target, fingerprint: str, directory: Path) -> Target:
+    """The target, trusting only the host key with this fingerprint: its keys are asked
+    for (ssh-keyscan), the one that matches is written to a known_hosts file in
+    ``directory``, and every later connection checks the host against that file only."""
+    if not FINGERPRINT_RE.fullmatch(fingerprint):
+        raise RemoteError(f"--host-key {fingerprint!r}: expected a fingerprint like SHA256:<43 characters>, "
+                          "as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it there")
+    scanned = subprocess.run(["ssh-keyscan", "-T", str(CONNECT_TIMEOUT), "-p", str(target.port), target.host],
+                             capture_output=True, text=True).stdout
+    keys = [line for line in scanned.splitlines() if line and not line.startswith("#")]
+    matching = [line for line in keys if _fingerprint(line) == fingerprint]
+    if not matching:
+        raise RemoteError(f"{target}: no host key with fingerprint {fingerprint} answers there "
+                          + (f"(it has {', '.join(sorted({_fingerprint(line) for line in keys}))})" if keys else
+                             "(no host key answered)") + "; nothing was sent")
+    pinned = directory / "known_hosts"
+    pinned.write_text("".join(line + "\n" for line in matching))
+    return Target(target.user, target.host, target.port, target.identity, pinned)
+
+
+def _fingerprint(known_hosts_line: str) -> str:
+    listed = subprocess.run(["ssh-keygen", "-l", "-f", "-"], input=known_hosts_line + "\n",
+                            capture_output=True, text=True).stdout.split()
+    return listed[1] if len(listed) > 1 else ""
 
 
 def probe(target: Target) -> str:
@@ -155,14 +219,18 @@ def hubstead(target: Target, sudo: str, args: list[str]) -> int:
                           stdin=subprocess.DEVNULL).returncode
 
 
-def fetch_backup(target: Target, file: Path, homes: bool) -> tuple[int, dict | None]:
-    """`hubstead backup` on the target into a private directory there, streamed here to
-    ``file`` (0600), which it becomes only once whole and checked. Returns the exit code
-    and, on success, the backup's manifest."""
+def check_backup_file(file: Path) -> Path:
+    """Where a backup fetched here goes (absolute); refused before anything connects."""
     file = file.absolute()
     if file.is_dir() or not file.parent.is_dir():
         raise RemoteError(f"{file}: give the backup's file name, in a directory that exists")
-    sudo = probe(target)
+    return file
+
+
+def fetch_backup(target: Target, sudo: str, file: Path, homes: bool) -> tuple[int, dict | None]:
+    """`hubstead backup` on the target (``sudo``: see probe) into a private directory
+    there, streamed here to ``file`` (0600, see check_backup_file), which it becomes only
+    once whole and checked. Returns the exit code and, on success, the backup's manifest."""
     # Its "wrote …" line would name the scratch file there: the caller says where it is here.
     inner = (f"d=$(mktemp -d {shlex.quote(paths.REMOTE_SCRATCH_TEMPLATE)}) && "
              f'hubstead backup "$d/backup" {"--homes" if homes else ""} >/dev/null && cat "$d/backup"; '

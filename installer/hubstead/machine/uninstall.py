@@ -29,7 +29,7 @@ class Summary:
 def kept_without_purge() -> list[str]:
     """What stays when the admin does not purge, in words with paths."""
     kept = []
-    accounts = sorted(unixusers.hub_accounts().values())
+    accounts = unixusers.hub_accounts()
     if accounts:
         kept.append(f"the accounts and homes of {len(accounts)} hub users ({', '.join(accounts)})")
     if paths.SHARED_DIR.exists():
@@ -46,8 +46,8 @@ def uninstall(effective: Settings, purge: bool, on_task=None) -> Summary:
     subprocess.run(["systemctl", "stop", paths.USERS_SLICE, paths.HUB_UNIT, paths.PROXY_UNIT],
                    check=False, capture_output=True)
     if purge:
-        for hub_name, unix_name in sorted(unixusers.hub_accounts().items()):
-            unixusers.remove(hub_name, home_policy="delete", account_policy="delete")
+        for unix_name in unixusers.hub_accounts():
+            unixusers.remove_account(unix_name, home_policy="delete", account_policy="delete")
             summary.removed_accounts.append(unix_name)
     _clear_state(keep_archive=not purge)
     variables = {**converge.role_variables(effective), "hubstead_base_purge": purge}
