@@ -46,8 +46,8 @@ from testbed import (
     _capture,
     _checked,
     _log,
-    _rmtree,
     _tail,
+    remove_tree,
     rootfs_tarball,
 )
 
@@ -119,7 +119,7 @@ def vm_image(install: Callable[[Testbed], None]) -> Path:
 def _build_image(install: Callable[[Testbed], None], image: Path) -> None:
     t0 = time.monotonic()
     part = image.with_name(image.name + ".part")
-    _rmtree(part)
+    remove_tree(part)
     part.mkdir(parents=True)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hubstead-vm", "-f", str(part / "id_ed25519")],
                    check=True)
@@ -206,7 +206,7 @@ class VM:
         HostNetwork.acquire(self.name)
         self._holds_network = True
         try:
-            _rmtree(self.dir)
+            remove_tree(self.dir)
             self.dir.mkdir(parents=True)
             self.ssh_port, self.http_port = _free_port(), _free_port()
             self._boot()
@@ -279,7 +279,7 @@ class VM:
             self._proc = None
             if self.console.exists():
                 shutil.copyfile(self.console, self.dir.parent / f"{self.name}.console.log")
-            _rmtree(self.dir)
+            remove_tree(self.dir)
         finally:
             if self._holds_network:
                 HostNetwork.release()
