@@ -358,7 +358,10 @@ class Testbed:
             for layer in ("upper", "overlay-work"):
                 (self.dir / layer).mkdir()
             subprocess.run(["mount", "-t", "overlay", "overlay", "-o",
-                            f"lowerdir={self.image},upperdir={self.dir / 'upper'},workdir={self.dir / 'overlay-work'}",
+                            # redirect_dir: a directory of the image can be renamed, as on a disk
+                            # (without it rename() answers EXDEV, which no real machine's ext4 does).
+                            f"lowerdir={self.image},upperdir={self.dir / 'upper'},workdir={self.dir / 'overlay-work'},"
+                            "redirect_dir=on",
                             str(root)], check=True)
         else:
             tarball = rootfs_tarball(self.suite)
